@@ -1,0 +1,46 @@
+"""Facts shared by training, export and inference. Torch-free."""
+
+from __future__ import annotations
+
+# The FashionMNIST label order, as in the PyTorch quickstart.
+CLASS_NAMES: tuple[str, ...] = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+NUM_CLASSES = len(CLASS_NAMES)
+IMAGE_SIZE = 28  # FashionMNIST images are 28x28 grayscale
+INPUT_FEATURES = IMAGE_SIZE * IMAGE_SIZE  # 784, what Flatten gives the first Linear
+HIDDEN_FEATURES = 512
+
+# The ONNX contract: one float32 input [N, 1, 28, 28] in [0, 1], two outputs [N, 10].
+INPUT_NAME = "input"
+OUTPUT_NAMES: tuple[str, str] = ("logits", "probabilities")
+
+# Keys of the ONNX file's metadata_props. Apps in any language read these.
+META_CLASS_NAMES = "class_names"  # JSON list of strings, index = label
+META_INPUT_LAYOUT = "input_layout"  # "NCHW"
+META_INPUT_SHAPE = "input_shape"  # JSON list, "N" for the dynamic batch axis
+META_INPUT_SCALE = "input_scale"  # how pixel bytes map to the input floats
+META_BACKGROUND = "background"  # which polarity the model expects
+META_ARCHITECTURE = "architecture"
+META_SOURCE_SHA256 = "source_checkpoint_sha256"
+META_PACKAGE_VERSION = "fashion_onnx_version"
+META_TORCH_VERSION = "torch_version"
+META_OPSET = "opset"
+META_TEST_ACCURACY = "test_accuracy"
+META_PRECISION = "precision"  # fp32 | fp16 | int8
+
+# What the metadata says by default, and what infer assumes when a file has none.
+DEFAULT_INPUT_SCALE = "float32 = uint8 / 255, range [0, 1] (torchvision ToTensor)"
+DEFAULT_BACKGROUND = "light garment on a dark background (FashionMNIST polarity)"
+ARCHITECTURE = "MLP Flatten-784-512-ReLU-512-ReLU-10 (PyTorch quickstart NeuralNetwork)"
+
+DEFAULT_OPSET = 18  # runs on current onnxruntime, onnxruntime-node and onnxruntime-web

@@ -1,0 +1,42 @@
+"""Typed errors a user can cause. Torch-free, so the inference path can use them.
+
+The CLIs map every ``FashionOnnxError`` to a one-line message and exit status 2
+(usage or configuration error); anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class FashionOnnxError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class DataNotFoundError(FashionOnnxError, FileNotFoundError):
+    """FashionMNIST could not be found, unpacked or downloaded."""
+
+
+class CheckpointError(FashionOnnxError, ValueError):
+    """A .pth file is missing, unreadable, unsafe or not a state_dict of this model."""
+
+
+class ExportValidationError(FashionOnnxError, ValueError):
+    """The exported ONNX file does not reproduce torch. ``mismatches`` lists every failure."""
+
+    def __init__(self, mismatches: list[str]) -> None:
+        self.mismatches = list(mismatches)
+        lines = "\n".join(f"  - {m}" for m in self.mismatches)
+        super().__init__(
+            f"ONNX export failed verification ({len(self.mismatches)} issue(s)):\n{lines}"
+        )
+
+
+class ModelError(FashionOnnxError, ValueError):
+    """An ONNX model is unreadable or has the wrong signature."""
+
+
+class DeviceError(FashionOnnxError, RuntimeError):
+    """The requested execution device is not usable here."""
+
+
+class ImageError(FashionOnnxError, ValueError):
+    """One image could not be read. Raised per file; the batch goes on."""

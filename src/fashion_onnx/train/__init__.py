@@ -1,0 +1,1 @@
+"""Training: real FashionMNIST held in memory, a fast recipe, metrics and plots."""

@@ -1,0 +1,73 @@
+"""``fashion-train``: train the MLP on real FashionMNIST, save a state_dict, metrics and plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fashion_onnx.cli_common import run_reporting_errors
+
+app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode=None)
+
+_DEFAULTS_NOTE = "Default recipe: AdamW, one-cycle LR, dropout 0.2, label smoothing 0.1, flips."
+
+
+@app.command(help=f"Train the FashionMNIST MLP. {_DEFAULTS_NOTE}")
+def train_command(
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the training set.")] = 15,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per optimizer step.")] = 256,
+    lr: Annotated[float, typer.Option(min=0.0, help="Peak learning rate (one-cycle).")] = 2e-3,
+    seed: Annotated[int, typer.Option(help="Seeds weights, shuffling and augmentation.")] = 0,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            file_okay=False,
+            help="Holds FashionMNIST/raw/. [default: $FASHION_ONNX_DATA_DIR or ~/.cache/fashion-onnx]",  # noqa: E501
+            show_default=False,
+        ),
+    ] = None,
+    download: Annotated[
+        bool, typer.Option(help="Try torchvision's download if no local copy is found.")
+    ] = True,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", dir_okay=False, help="Where to write the state_dict.")
+    ] = Path("model.pth"),
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    plots: Annotated[
+        Path | None,
+        typer.Option(file_okay=False, help="Write training plots (PNG) into this directory."),
+    ] = None,
+    summary: Annotated[
+        bool, typer.Option("--summary", help="Print the layer table and exit.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Train for 2 steps only (smoke test).")
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    from fashion_onnx.train import run
+
+    if summary:
+        typer.echo(run_reporting_errors(run.summary_table, debug=debug))
+        return
+    run_reporting_errors(
+        lambda: run.train_and_save(
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            data_dir=data_dir,
+            download=download,
+            output=output,
+            device=device,
+            plots=plots,
+            max_steps=2 if dry_run else None,
+        ),
+        debug=debug,
+    )
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,161 @@
+"""Find real FashionMNIST offline and hold it in memory as uint8 tensors.
+
+Order of search, first hit wins:
+1. torchvision's raw files already under ``DATA_DIR/FashionMNIST/raw``;
+2. Debian's ``dataset-fashion-mnist`` package (``/usr/share/datasets/fashion-mnist/*.gz``),
+   unpacked into that raw folder (IDX headers checked);
+3. torchvision's download.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torchvision.datasets import FashionMNIST
+
+from fashion_onnx.errors import DataNotFoundError
+from fashion_onnx.fileio import atomic_path
+
+DATA_DIR_ENV = "FASHION_ONNX_DATA_DIR"
+DEBIAN_DIR_ENV = "FASHION_ONNX_DEBIAN_DIR"  # where Debian's package put the .gz files
+DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+DOWNLOAD_TIMEOUT_S = 20.0
+
+
+def default_data_dir() -> Path:
+    """``$FASHION_ONNX_DATA_DIR``, else ``~/.cache/fashion-onnx``."""
+    env = os.environ.get(DATA_DIR_ENV)
+    return Path(env) if env else Path.home() / ".cache" / "fashion-onnx"
+
+
+def default_debian_dir() -> Path:
+    """``$FASHION_ONNX_DEBIAN_DIR``, else where Debian's ``dataset-fashion-mnist`` puts it."""
+    env = os.environ.get(DEBIAN_DIR_ENV)
+    return Path(env) if env else DEBIAN_DIR
+
+
+@dataclass(frozen=True)
+class FashionData:
+    """Both splits as tensors. Images stay uint8 (47 MB in all); scale per batch."""
+
+    train_images: torch.Tensor  # (60000, 28, 28) uint8
+    train_labels: torch.Tensor  # (60000,) int64
+    test_images: torch.Tensor  # (10000, 28, 28) uint8
+    test_labels: torch.Tensor  # (10000,) int64
+    source: str  # where the raw files came from: "data-dir", "debian" or "download"
+
+
+def _raw_names() -> list[tuple[str, str]]:
+    """(gz file name, md5) pairs from torchvision's own list."""
+    return list(FashionMNIST.resources)
+
+
+def _raw_dir(data_dir: Path) -> Path:
+    return data_dir / "FashionMNIST" / "raw"
+
+
+def _have_raw(data_dir: Path) -> bool:
+    raw = _raw_dir(data_dir)
+    return all((raw / gz.removesuffix(".gz")).is_file() for gz, _ in _raw_names())
+
+
+# IDX header: magic (0x0803 images, 0x0801 labels) and item count, big-endian.
+_EXPECTED_HEADERS = {
+    "train-images-idx3-ubyte": (2051, 60000),
+    "train-labels-idx1-ubyte": (2049, 60000),
+    "t10k-images-idx3-ubyte": (2051, 10000),
+    "t10k-labels-idx1-ubyte": (2049, 10000),
+}
+
+
+def _check_idx(name: str, raw: bytes, src: Path) -> None:
+    expected = _EXPECTED_HEADERS[name]
+    found = (int.from_bytes(raw[0:4], "big"), int.from_bytes(raw[4:8], "big"))
+    if found != expected:
+        raise DataNotFoundError(
+            f"{src}: not a FashionMNIST IDX file (header {found}, expected {expected})"
+        )
+
+
+def _unpack_debian(data_dir: Path, debian_dir: Path) -> bool:
+    """Unpack Debian's .gz files into torchvision's raw layout. False if they are not there."""
+    # Debian recompressed the archives, so torchvision's md5 of the .gz does not apply;
+    # the IDX headers are checked instead.
+    sources = [(debian_dir / gz, md5) for gz, md5 in _raw_names()]
+    if not all(src.is_file() for src, _ in sources):
+        return False
+    for src, _ in sources:
+        name = src.name.removesuffix(".gz")
+        raw = gzip.decompress(src.read_bytes())
+        _check_idx(name, raw, src)
+        with atomic_path(_raw_dir(data_dir) / name) as tmp:
+            tmp.write_bytes(raw)
+    return True
+
+
+def _download(data_dir: Path) -> bool:
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        FashionMNIST(str(data_dir), train=True, download=True)
+        FashionMNIST(str(data_dir), train=False, download=True)
+    except (RuntimeError, OSError):
+        return False
+    finally:
+        socket.setdefaulttimeout(old)
+    return _have_raw(data_dir)
+
+
+def ensure_raw_files(
+    data_dir: Path | None = None, *, debian_dir: Path | None = None, download: bool = True
+) -> tuple[Path, str]:
+    """Make sure torchvision's raw files exist under ``data_dir``.
+
+    Returns:
+        (data_dir, source) with source one of "data-dir", "debian", "download".
+
+    Raises:
+        DataNotFoundError: none of the three ways worked; the message names all three.
+    """
+    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+    debian_dir = Path(debian_dir) if debian_dir is not None else default_debian_dir()
+    if _have_raw(data_dir):
+        return data_dir, "data-dir"
+    if _unpack_debian(data_dir, debian_dir):
+        return data_dir, "debian"
+    if download and _download(data_dir):
+        return data_dir, "download"
+    raise DataNotFoundError(
+        f"FashionMNIST not found. Looked in {_raw_dir(data_dir)} and {debian_dir}"
+        f"{', and the download failed' if download else ' (download disabled)'}.\n"
+        "Get it one of three ways:\n"
+        "  apt-get install dataset-fashion-mnist      # Debian's package, used automatically\n"
+        "  fashion-train --data-dir DIR               # DIR/FashionMNIST/raw holds the IDX files\n"
+        "  # or: an internet connection for torchvision's download"
+    )
+
+
+def load_fashion_mnist(
+    data_dir: Path | None = None, *, debian_dir: Path | None = None, download: bool = True
+) -> FashionData:
+    """Load both splits into memory (see ``ensure_raw_files`` for where they come from)."""
+    root, source = ensure_raw_files(data_dir, debian_dir=debian_dir, download=download)
+    train = FashionMNIST(str(root), train=True, download=False)
+    test = FashionMNIST(str(root), train=False, download=False)
+    return FashionData(
+        train_images=train.data,
+        train_labels=train.targets.long(),
+        test_images=test.data,
+        test_labels=test.targets.long(),
+        source=source,
+    )
+
+
+def to_input(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28) in [0, 1], exactly what ToTensor gives."""
+    return images.unsqueeze(1).to(torch.float32).div_(255.0)

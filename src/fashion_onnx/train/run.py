@@ -1,0 +1,120 @@
+"""The CLI's driver for ``fashion-train``: load data, train with a progress bar, save, plot.
+
+Kept apart from ``cli.py`` so that ``fashion-train --help`` never imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+import torch
+import torchvision
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+import fashion_onnx
+from fashion_onnx.errors import FashionOnnxError
+from fashion_onnx.fileio import atomic_path, write_text_atomic
+from fashion_onnx.models import NeuralNetwork
+from fashion_onnx.train.data import load_fashion_mnist
+from fashion_onnx.train.loop import EpochMetrics, TrainConfig, TrainResult, train
+
+
+def summary_table() -> str:
+    """The torchinfo layer table (output shapes and parameter counts) for one image."""
+    from torchinfo import summary
+
+    stats = summary(
+        NeuralNetwork(),
+        input_size=(1, 1, 28, 28),
+        col_names=("input_size", "output_size", "num_params"),
+        verbose=0,
+    )
+    return str(stats)
+
+
+def metrics_path(checkpoint: Path) -> Path:
+    """``model.pth`` -> ``model.json``, written beside it."""
+    return checkpoint.with_suffix(".json")
+
+
+def versions() -> dict[str, str]:
+    return {
+        "fashion_onnx": fashion_onnx.__version__,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def save_checkpoint(result: TrainResult, output: Path, data_source: str) -> Path:
+    """Write the plain state_dict and the metrics JSON beside it, both atomically."""
+    with atomic_path(output) as tmp:
+        torch.save(result.model.state_dict(), tmp)
+    record = {**result.to_dict(), "data_source": data_source, "versions": versions()}
+    write_text_atomic(metrics_path(output), json.dumps(record, indent=2) + "\n")
+    return output
+
+
+def train_and_save(
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    data_dir: Path | None,
+    download: bool,
+    output: Path,
+    device: str,
+    plots: Path | None,
+    max_steps: int | None,
+) -> TrainResult:
+    console = Console(stderr=True)
+    config = TrainConfig(
+        epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, max_steps=max_steps
+    )
+    if output.exists() and output.is_dir():
+        raise FashionOnnxError(f"--output {output} is a directory; give a file path like model.pth")
+    data = load_fashion_mnist(data_dir, download=download)
+    console.print(
+        f"FashionMNIST: {len(data.train_images)} train / {len(data.test_images)} test "
+        f"images (source: {data.source})"
+    )
+
+    progress = Progress(
+        TextColumn("[bold]training"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("steps"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+
+    def on_epoch(m: EpochMetrics) -> None:
+        progress.console.print(
+            f"Epoch {m.epoch:>2}: Test Error: Accuracy: {100 * m.test_accuracy:>4.1f}%, "
+            f"Avg loss: {m.test_loss:>8f}  ({m.seconds:.1f}s)"
+        )
+
+    with progress:
+        task = progress.add_task("train", total=None)
+        result = train(
+            data,
+            config,
+            on_step=lambda step, total: progress.update(task, completed=step, total=total),
+            on_epoch=on_epoch,
+        )
+    save_checkpoint(result, output, data.source)
+    console.print(
+        f"Done: test accuracy {100 * result.test_accuracy:.2f}% in {result.seconds:.1f}s "
+        f"on {result.device}. Saved {output} and {metrics_path(output)}"
+    )
+    if plots is not None:
+        from fashion_onnx.train.plots import write_plots
+
+        for path in write_plots(result, data, plots):
+            console.print(f"Plot: {path}")
+    return result
