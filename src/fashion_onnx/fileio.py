@@ -20,7 +20,7 @@ def atomic_path(dest: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
 
     Args:
         dest: the final path. Its parent directory is created if missing.
-        suffix: the temporary file's suffix (some writers pick a format by it, e.g. ``.png``).
+        suffix: ends the temporary file's name (some writers pick a format by it, e.g. ``.png``).
 
     Raises:
         Whatever the block raises; the temporary file is removed first.
@@ -32,6 +32,9 @@ def atomic_path(dest: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
     )
     os.close(fd)
     tmp = Path(tmp_name)
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
     try:
         yield tmp
         os.replace(tmp, dest)

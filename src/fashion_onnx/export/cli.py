@@ -1,0 +1,91 @@
+"""``fashion-export model.pth``: write one verified, self-describing ONNX file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fashion_onnx.cli_common import run_reporting_errors
+from fashion_onnx.constants import DEFAULT_OPSET
+
+app = typer.Typer(add_completion=False, rich_markup_mode=None)
+
+
+@app.command(
+    help="Export a .pth state_dict to ONNX and prove the file matches torch before it appears. "
+    "On any failed check the command exits 2 and leaves no file behind."
+)
+def export_command(
+    checkpoint: Annotated[
+        Path,
+        typer.Argument(exists=True, dir_okay=False, readable=True, help="The .pth state_dict."),
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            dir_okay=False,
+            help="The ONNX file. [default: the checkpoint's name with .onnx]",
+            show_default=False,
+        ),
+    ] = None,
+    opset: Annotated[int, typer.Option(min=17, help="ONNX opset to pin.")] = DEFAULT_OPSET,
+    atol: Annotated[
+        float, typer.Option(min=0.0, help="Largest allowed |difference| of logits/probabilities.")
+    ] = 1e-5,
+    int8: Annotated[
+        bool, typer.Option("--int8", help="Also write MODEL.int8.onnx (dynamic quantization).")
+    ] = False,
+    fp16: Annotated[
+        bool, typer.Option("--fp16", help="Also write MODEL.fp16.onnx (float32 inputs/outputs).")
+    ] = False,
+    max_drop: Annotated[
+        float,
+        typer.Option(min=0.0, help="Largest test-accuracy loss (points) allowed for a variant."),
+    ] = 0.3,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            file_okay=False,
+            help="Where FashionMNIST is. [default: $FASHION_ONNX_DATA_DIR or ~/.cache/fashion-onnx]",  # noqa: E501
+            show_default=False,
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the report as JSON on stdout.")
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    from rich.console import Console
+
+    from fashion_onnx.export.api import export_onnx
+    from fashion_onnx.export.report import report_table
+
+    console = Console(stderr=True)
+    precisions = tuple(p for p, wanted in (("int8", int8), ("fp16", fp16)) if wanted)
+    with console.status("exporting") as status:
+        report = run_reporting_errors(
+            lambda: export_onnx(
+                checkpoint,
+                output or checkpoint.with_suffix(".onnx"),
+                opset=opset,
+                atol=atol,
+                data_dir=data_dir,
+                precisions=precisions,
+                max_drop_points=max_drop,
+                on_stage=lambda stage: status.update(stage),
+            ),
+            debug=debug,
+        )
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        Console().print(report_table(report))
+
+
+def main() -> None:
+    app()

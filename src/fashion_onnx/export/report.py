@@ -1,0 +1,40 @@
+"""The human form of an ExportReport: one rich table."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from fashion_onnx.export.api import ExportReport
+
+
+def _pct(value: float | None) -> str:
+    return "n/a (no labels)" if value is None else f"{100 * value:.2f}%"
+
+
+def report_table(report: ExportReport) -> Table:
+    table = Table(title=f"Exported {report.path}", show_header=False, title_justify="left")
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    table.add_row("file", f"{report.size_bytes:,} bytes, sha256 {report.sha256[:16]}…")
+    table.add_row("opset", str(report.opset))
+    table.add_row("source", f"{report.source_checkpoint} (sha256 {report.source_sha256[:16]}…)")
+    parity = report.parity
+    if parity is None:
+        table.add_row("verification", "skipped")
+    else:
+        table.add_row("verified on", f"{parity.images:,} images: {parity.data}")
+        table.add_row("batch sizes", ", ".join(map(str, parity.batch_sizes)))
+        table.add_row("max |Δ| logits", f"{parity.max_abs_logits:.3g}")
+        table.add_row("max |Δ| probabilities", f"{parity.max_abs_probabilities:.3g}")
+        table.add_row("argmax agreement", f"{100 * parity.argmax_agreement:.2f}%")
+        table.add_row(
+            "accuracy torch / onnx", f"{_pct(parity.torch_accuracy)} / {_pct(parity.onnx_accuracy)}"
+        )
+    for v in report.variants:
+        delta = "n/a" if v.accuracy_delta_points is None else f"{v.accuracy_delta_points:+.2f} pts"
+        table.add_row(
+            v.precision,
+            f"{v.path}: {v.size_bytes:,} bytes, accuracy {_pct(v.accuracy)} ({delta} vs fp32), "
+            f"top-1 agreement {100 * v.argmax_agreement:.2f}%",
+        )
+    return table

@@ -1,0 +1,60 @@
+import pytest
+import torch
+
+from fashion_onnx.errors import FashionOnnxError
+from fashion_onnx.models import NeuralNetwork
+from fashion_onnx.train.loop import TrainConfig, evaluate, fold_input_normalization, train
+
+SHORT = TrainConfig(max_steps=120)  # under half an epoch at batch 256
+
+
+@pytest.fixture(scope="module")
+def short_run(fashion_data):
+    return train(fashion_data, SHORT)
+
+
+def test_a_short_real_run_beats_chance_by_far(short_run, fashion_data) -> None:
+    assert short_run.test_accuracy >= 0.80  # chance is 0.10
+    assert len(short_run.epochs) == 1
+    # The returned model is the plain, folded MLP: it scores the same on raw ToTensor input.
+    _, accuracy, per_class = evaluate(
+        short_run.model, fashion_data.test_images, fashion_data.test_labels
+    )
+    assert accuracy == pytest.approx(short_run.test_accuracy, abs=1e-4)
+    assert len(per_class) == 10
+    assert isinstance(short_run.model, NeuralNetwork)
+    assert all(isinstance(m, torch.nn.ReLU) for m in short_run.model.linear_relu_stack[1::2])
+
+
+def test_the_same_seed_gives_the_same_accuracy(short_run, fashion_data) -> None:
+    again = train(fashion_data, SHORT)
+    assert again.test_accuracy == short_run.test_accuracy
+    for key, value in short_run.model.state_dict().items():
+        assert torch.equal(value, again.model.state_dict()[key]), key
+
+
+def test_progress_callbacks_see_every_step(fashion_data) -> None:
+    steps, epochs = [], []
+    config = TrainConfig(max_steps=3, batch_size=64)
+    train(fashion_data, config, on_step=lambda s, t: steps.append((s, t)), on_epoch=epochs.append)
+    assert steps == [(1, 3), (2, 3), (3, 3)]
+    assert [e.epoch for e in epochs] == [1]
+
+
+def test_folding_the_normalisation_keeps_the_function() -> None:
+    torch.manual_seed(1)
+    model = NeuralNetwork().eval()
+    x = torch.rand(8, 1, 28, 28)
+    with torch.no_grad():
+        expected = model((x - 0.3) / 0.4)
+        fold_input_normalization(model, 0.3, 0.4)
+        torch.testing.assert_close(model(x), expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("epochs", 0), ("batch_size", 0), ("lr", 0.0), ("dropout", 1.0), ("device", "tpu")],
+)
+def test_bad_config_is_refused_with_the_value(field: str, value: object) -> None:
+    with pytest.raises(FashionOnnxError, match=f"{field} must"):
+        TrainConfig(**{field: value})

@@ -1,0 +1,72 @@
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from fashion_onnx.train.cli import app
+from tests.quickstart import NeuralNetwork as QuickstartNetwork
+
+runner = CliRunner()
+
+
+def test_summary_prints_the_layer_table() -> None:
+    result = runner.invoke(app, ["--summary"])
+    assert result.exit_code == 0, result.output
+    assert "Linear" in result.output
+    assert "[1, 512]" in result.output
+    assert "669,706" in result.output
+
+
+def test_dry_run_writes_a_quickstart_loadable_pth_metrics_and_plots(
+    tmp_path: Path, fashion_data
+) -> None:
+    out = tmp_path / "model.pth"
+    plots = tmp_path / "plots"
+    result = runner.invoke(app, ["--dry-run", "-o", str(out), "--plots", str(plots)])
+    assert result.exit_code == 0, result.output
+    assert "Test Error: Accuracy:" in result.output
+    # The quickstart's own loading code takes it as-is (a plain state_dict).
+    model = QuickstartNetwork()
+    model.load_state_dict(torch.load(out))
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["config"]["max_steps"] == 2
+    assert record["data_source"] in ("data-dir", "debian")
+    assert {"torch", "fashion_onnx"} <= record["versions"].keys()
+    assert 0 <= record["test_accuracy"] <= 1
+    pngs = sorted(p.name for p in plots.iterdir())
+    assert pngs == ["class_accuracy.png", "test_samples.png", "training_curves.png"]
+    for png in plots.iterdir():
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--device", "tpu"], "device must be auto, cpu or cuda, got 'tpu'"),
+        (["--epochs", "0"], "Invalid value for '--epochs'"),
+    ],
+)
+def test_bad_options_exit_2_with_a_message(args: list[str], message: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_missing_data_exits_2_naming_the_ways_to_get_it(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("FASHION_ONNX_DEBIAN_DIR", str(tmp_path / "no-debian"))
+    result = runner.invoke(
+        app, ["--data-dir", str(tmp_path / "empty"), "--no-download", "-o", str(tmp_path / "m.pth")]
+    )
+    assert result.exit_code == 2
+    assert "apt-get install dataset-fashion-mnist" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "m.pth").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_on_a_cpu_machine_is_a_clear_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["--device", "cuda", "--dry-run", "-o", str(tmp_path / "m.pth")])
+    assert result.exit_code == 2
+    assert "torch sees no CUDA GPU" in result.output
