@@ -14,3 +14,25 @@ def fashion_data():
     from fashion_onnx.train.data import load_fashion_mnist
 
     return load_fashion_mnist(download=False)
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoint(tmp_path_factory, fashion_data):
+    """A .pth from one real epoch of the default recipe (about 85% accurate)."""
+    from fashion_onnx.train.config import TrainConfig
+    from fashion_onnx.train.loop import train
+    from fashion_onnx.train.run import save_checkpoint
+
+    result = train(fashion_data, TrainConfig(max_steps=118))
+    path = tmp_path_factory.mktemp("trained") / "model.pth"
+    save_checkpoint(result, path, fashion_data.source)
+    return path
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory, trained_checkpoint):
+    """The trained checkpoint exported (and verified) once, with int8 and fp16 copies."""
+    from fashion_onnx.export import export_onnx
+
+    out = tmp_path_factory.mktemp("exported") / "model.onnx"
+    return export_onnx(trained_checkpoint, out, precisions=("int8", "fp16"))

@@ -3,9 +3,10 @@ import torch
 
 from fashion_onnx.errors import FashionOnnxError
 from fashion_onnx.models import NeuralNetwork
-from fashion_onnx.train.loop import TrainConfig, evaluate, fold_input_normalization, train
+from fashion_onnx.train.config import TrainConfig
+from fashion_onnx.train.loop import evaluate, fold_input_normalization, train
 
-SHORT = TrainConfig(max_steps=120)  # under half an epoch at batch 256
+SHORT = TrainConfig(max_steps=60)  # about half an epoch at batch 512
 
 
 @pytest.fixture(scope="module")

@@ -8,18 +8,32 @@ from typing import Annotated
 import typer
 
 from fashion_onnx.cli_common import run_reporting_errors
+from fashion_onnx.train.config import TrainConfig
+
+DEFAULTS = TrainConfig()
 
 app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode=None)
 
-_DEFAULTS_NOTE = "Default recipe: AdamW, one-cycle LR, dropout 0.2, label smoothing 0.1, flips."
+_DEFAULTS_NOTE = (
+    f"Default recipe: AdamW (weight decay {DEFAULTS.weight_decay}), one-cycle LR, "
+    f"dropout {DEFAULTS.dropout}, label smoothing {DEFAULTS.label_smoothing}."
+)
 
 
 @app.command(help=f"Train the FashionMNIST MLP. {_DEFAULTS_NOTE}")
 def train_command(
-    epochs: Annotated[int, typer.Option(min=1, help="Passes over the training set.")] = 15,
-    batch_size: Annotated[int, typer.Option(min=1, help="Images per optimizer step.")] = 256,
-    lr: Annotated[float, typer.Option(min=0.0, help="Peak learning rate (one-cycle).")] = 2e-3,
-    seed: Annotated[int, typer.Option(help="Seeds weights, shuffling and augmentation.")] = 0,
+    epochs: Annotated[
+        int, typer.Option(min=1, help="Passes over the training set.")
+    ] = DEFAULTS.epochs,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Images per optimizer step.")
+    ] = DEFAULTS.batch_size,
+    lr: Annotated[
+        float, typer.Option(min=0.0, help="Peak learning rate (one-cycle).")
+    ] = DEFAULTS.lr,
+    seed: Annotated[
+        int, typer.Option(help="Seeds weights, shuffling and dropout.")
+    ] = DEFAULTS.seed,
     data_dir: Annotated[
         Path | None,
         typer.Option(
@@ -34,7 +48,7 @@ def train_command(
     output: Annotated[
         Path, typer.Option("--output", "-o", dir_okay=False, help="Where to write the state_dict.")
     ] = Path("model.pth"),
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = DEFAULTS.device,
     plots: Annotated[
         Path | None,
         typer.Option(file_okay=False, help="Write training plots (PNG) into this directory."),

@@ -16,8 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from fashion_onnx.constants import NUM_CLASSES
-from fashion_onnx.errors import DeviceError, FashionOnnxError
+from fashion_onnx.errors import DeviceError
 from fashion_onnx.models import NeuralNetwork
+from fashion_onnx.train.config import TrainConfig
 from fashion_onnx.train.data import FashionData, to_input
 
 # FashionMNIST's pixel mean and std on [0, 1]. Training standardises inputs with them
@@ -26,41 +27,6 @@ from fashion_onnx.train.data import FashionData, to_input
 PIXEL_MEAN = 0.2860
 PIXEL_STD = 0.3530
 EVAL_BATCH = 4096  # eval has no backward pass; big batches are cheapest
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that decides a training run (saved beside the .pth)."""
-
-    epochs: int = 15  # passes over the 60,000 training images
-    batch_size: int = 256  # images per optimizer step
-    lr: float = 2e-3  # peak learning rate of the one-cycle schedule (AdamW)
-    weight_decay: float = 1e-4  # AdamW's decoupled weight decay
-    dropout: float = 0.2  # after each hidden ReLU, training only; keys unchanged
-    label_smoothing: float = 0.1  # cross-entropy target smoothing
-    hflip: bool = True  # random left-right flips: garments are mirror-symmetric
-    seed: int = 0  # seeds weights, shuffling, dropout and flips
-    device: str = "auto"  # auto | cpu | cuda
-    max_steps: int | None = None  # stop after this many steps (smoke tests, --dry-run)
-
-    def __post_init__(self) -> None:
-        problems = []
-        if self.epochs < 1:
-            problems.append(f"epochs must be >= 1, got {self.epochs}")
-        if self.batch_size < 1:
-            problems.append(f"batch_size must be >= 1, got {self.batch_size}")
-        if not self.lr > 0:
-            problems.append(f"lr must be > 0, got {self.lr}")
-        if not 0 <= self.dropout < 1:
-            problems.append(f"dropout must be in [0, 1), got {self.dropout}")
-        if not 0 <= self.label_smoothing < 1:
-            problems.append(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            problems.append(f"device must be auto, cpu or cuda, got {self.device!r}")
-        if self.max_steps is not None and self.max_steps < 1:
-            problems.append(f"max_steps must be >= 1, got {self.max_steps}")
-        if problems:
-            raise FashionOnnxError("invalid training config: " + "; ".join(problems))
 
 
 @dataclass(frozen=True)
@@ -145,7 +111,7 @@ def evaluate(
 
 def train(
     data: FashionData,
-    config: TrainConfig = TrainConfig(),
+    config: TrainConfig | None = None,
     *,
     on_step: Callable[[int, int], None] | None = None,
     on_epoch: Callable[[EpochMetrics], None] | None = None,
@@ -154,7 +120,7 @@ def train(
 
     Args:
         data: both splits in memory (``load_fashion_mnist``).
-        config: the recipe.
+        config: the recipe (``TrainConfig()`` when None).
         on_step: called as ``on_step(step, total_steps)`` after every optimizer step.
         on_epoch: called with each epoch's metrics.
 
@@ -164,6 +130,7 @@ def train(
     Raises:
         DeviceError: ``config.device`` is cuda and torch sees no GPU.
     """
+    config = config or TrainConfig()
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     shuffle = torch.Generator().manual_seed(config.seed)
@@ -194,11 +161,8 @@ def train(
             if step == total:
                 break
             idx = order[start : start + config.batch_size]
-            x = x_train[idx]
-            if config.hflip:
-                flip = (torch.rand(len(idx), generator=shuffle) < 0.5).to(device)
-                x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-            loss = F.cross_entropy(model(x), y_train[idx], label_smoothing=config.label_smoothing)
+            logits = model(x_train[idx])
+            loss = F.cross_entropy(logits, y_train[idx], label_smoothing=config.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

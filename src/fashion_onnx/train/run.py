@@ -18,8 +18,9 @@ import fashion_onnx
 from fashion_onnx.errors import FashionOnnxError
 from fashion_onnx.fileio import atomic_path, write_text_atomic
 from fashion_onnx.models import NeuralNetwork
+from fashion_onnx.train.config import TrainConfig
 from fashion_onnx.train.data import load_fashion_mnist
-from fashion_onnx.train.loop import EpochMetrics, TrainConfig, TrainResult, train
+from fashion_onnx.train.loop import EpochMetrics, TrainResult, train
 
 
 def summary_table() -> str:

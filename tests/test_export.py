@@ -1,0 +1,206 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from fashion_onnx.constants import CLASS_NAMES
+from fashion_onnx.errors import CheckpointError, ExportValidationError
+from fashion_onnx.export import api as export_api
+from fashion_onnx.export import export_onnx
+from fashion_onnx.export.cli import app
+from fashion_onnx.export.verify import structure_problems
+from fashion_onnx.models import NeuralNetwork, load_model
+from fashion_onnx.train.data import to_input
+from tests.quickstart import NeuralNetwork as QuickstartNetwork
+
+
+def onnx_outputs(path: Path, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    logits, probs = session.run(["logits", "probabilities"], {"input": images})
+    return logits, probs
+
+
+def torch_outputs(model: torch.nn.Module, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    with torch.no_grad():
+        logits = model.eval()(torch.from_numpy(images))
+        return logits.numpy(), torch.softmax(logits, 1).numpy()
+
+
+def test_parity_on_the_full_real_test_set(exported, trained_checkpoint, fashion_data) -> None:
+    images = to_input(fashion_data.test_images).numpy()
+    want_logits, want_probs = torch_outputs(load_model(trained_checkpoint), images)
+    got_logits, got_probs = onnx_outputs(Path(exported.path), images)
+    assert np.abs(got_logits - want_logits).max() <= 1e-5
+    assert np.abs(got_probs - want_probs).max() <= 1e-6
+    assert (got_logits.argmax(1) == want_logits.argmax(1)).all()
+    # The report says the same, on the same real data.
+    parity = exported.parity
+    assert parity.data == "FashionMNIST test set" and parity.images == 10_000
+    assert parity.batch_sizes == (1, 2, 7, 64, 10_000)
+    assert parity.max_abs_logits <= 1e-5 and parity.argmax_agreement == 1.0
+    assert parity.onnx_accuracy == parity.torch_accuracy > 0.8
+
+
+@pytest.mark.parametrize("batch", [1, 2, 7, 64, 1000])
+@pytest.mark.parametrize("which", ["untrained", "trained"])
+def test_parity_on_random_inputs_at_every_batch_size(
+    batch: int, which: str, tmp_path: Path, trained_checkpoint, exported
+) -> None:
+    if which == "untrained":
+        torch.manual_seed(123)
+        model = NeuralNetwork().eval()
+        ckpt = tmp_path / "untrained.pth"
+        torch.save(model.state_dict(), ckpt)
+        path = Path(export_onnx(ckpt, tmp_path / "untrained.onnx", use_real_data=False).path)
+    else:
+        model, path = load_model(trained_checkpoint), Path(exported.path)
+    images = np.random.default_rng(batch).random((batch, 1, 28, 28), dtype=np.float32)
+    want_logits, want_probs = torch_outputs(model, images)
+    got_logits, got_probs = onnx_outputs(path, images)
+    assert got_logits.shape == (batch, 10)  # one file, every batch size
+    assert np.abs(got_logits - want_logits).max() <= 1e-5
+    assert np.abs(got_probs - want_probs).max() <= 1e-6
+    assert (got_logits.argmax(1) == want_logits.argmax(1)).all()
+
+
+def test_the_batch_axis_is_dynamic_and_the_file_is_single(exported) -> None:
+    model = onnx.load(exported.path)
+    (graph_input,) = model.graph.input
+    dims = graph_input.type.tensor_type.shape.dim
+    assert dims[0].dim_param and not dims[0].dim_value
+    assert [d.dim_value for d in dims[1:]] == [1, 28, 28]
+    assert [o.name for o in model.graph.output] == ["logits", "probabilities"]
+    assert {op.domain or "ai.onnx": op.version for op in model.opset_import}["ai.onnx"] == 18
+    assert not [t for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    assert sorted(p.name for p in Path(exported.path).parent.iterdir()) == [
+        "model.fp16.onnx",
+        "model.int8.onnx",
+        "model.onnx",
+    ]
+
+
+def test_metadata_round_trips_through_onnxruntime(exported, trained_checkpoint) -> None:
+    session = ort.InferenceSession(exported.path, providers=["CPUExecutionProvider"])
+    meta = session.get_modelmeta().custom_metadata_map
+    assert json.loads(meta["class_names"]) == list(CLASS_NAMES)
+    assert meta["input_layout"] == "NCHW"
+    assert json.loads(meta["input_shape"]) == ["N", 1, 28, 28]
+    assert "[0, 1]" in meta["input_scale"]
+    assert "dark background" in meta["background"]
+    assert "784-512" in meta["architecture"]
+    assert meta["source_checkpoint_sha256"] == export_api.sha256_file(trained_checkpoint)
+    assert meta["opset"] == "18"
+    assert meta["torch_version"] == torch.__version__
+    assert meta["precision"] == "fp32"
+    assert float(meta["test_accuracy"]) == pytest.approx(exported.parity.torch_accuracy, abs=1e-4)
+
+
+def test_a_quickstart_checkpoint_exports_unchanged(tmp_path: Path) -> None:
+    torch.manual_seed(7)
+    quickstart = QuickstartNetwork().eval()
+    ckpt = tmp_path / "model.pth"
+    torch.save(quickstart.state_dict(), ckpt)
+    report = export_onnx(ckpt, tmp_path / "model.onnx", use_real_data=False)
+    assert report.parity.data.startswith("random inputs")
+    images = np.random.default_rng(0).random((9, 1, 28, 28), dtype=np.float32)
+    got, _ = onnx_outputs(tmp_path / "model.onnx", images)
+    np.testing.assert_allclose(got, torch_outputs(quickstart, images)[0], atol=1e-5)
+
+
+def test_a_perturbed_export_fails_verification_and_leaves_no_file(
+    tmp_path: Path, trained_checkpoint, monkeypatch
+) -> None:
+    real_export = export_api.export_graph
+
+    def export_then_perturb(model, path, opset):
+        real_export(model, path, opset)
+        proto = onnx.load(str(path))
+        bias = next(t for t in proto.graph.initializer if t.name.endswith("4.bias"))
+        values = onnx.numpy_helper.to_array(bias).copy()
+        values[3] += 1e-3  # one logit off by a thousandth
+        bias.CopyFrom(onnx.numpy_helper.from_array(values, bias.name))
+        onnx.save(proto, str(path))
+
+    monkeypatch.setattr(export_api, "export_graph", export_then_perturb)
+    out = tmp_path / "out" / "model.onnx"
+    with pytest.raises(ExportValidationError) as info:
+        export_onnx(trained_checkpoint, out, use_real_data=False)
+    mismatches = info.value.mismatches
+    # Logits and probabilities, each at all five batch sizes, listed together.
+    assert len(mismatches) == 10, mismatches
+    assert sum("logits max|diff| 0.001 > atol 1e-05" in m for m in mismatches) == 5
+    assert sum("probabilities max|diff|" in m for m in mismatches) == 5
+    assert list(out.parent.iterdir()) == [], "no file, not even a temporary one, remains"
+
+
+def test_the_signature_check_names_what_it_found(tmp_path: Path) -> None:
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["N", 3, 224, 224])
+    y = helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", 3, 224, 224])
+    graph = helper.make_graph([helper.make_node("Relu", ["pixels"], ["scores"])], "g", [x], [y])
+    path = tmp_path / "other.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), path)
+    problems = structure_problems(path)
+    assert "inputs are ['pixels'], expected ['input']" in problems
+    assert "outputs are ['scores'], expected ['logits', 'probabilities']" in problems
+
+
+def test_int8_and_fp16_stay_within_their_accuracy_bounds(exported) -> None:
+    by_precision = {v.precision: v for v in exported.variants}
+    assert by_precision["int8"].accuracy_delta_points >= -0.3
+    assert by_precision["fp16"].accuracy_delta_points >= -0.1
+    assert by_precision["fp16"].argmax_agreement >= 0.999
+    assert by_precision["int8"].size_bytes < exported.size_bytes / 3
+    for variant in exported.variants:
+        meta = ort.InferenceSession(variant.path).get_modelmeta().custom_metadata_map
+        assert meta["precision"] == variant.precision
+        assert json.loads(meta["class_names"]) == list(CLASS_NAMES)
+
+
+runner = CliRunner()
+
+
+def test_cli_json_report(tmp_path: Path, trained_checkpoint) -> None:
+    out = tmp_path / "m.onnx"
+    result = runner.invoke(app, [str(trained_checkpoint), "-o", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["path"] == str(out) and out.is_file()
+    assert report["parity"]["max_abs_logits"] <= 1e-5
+
+
+def test_cli_human_report(tmp_path: Path, trained_checkpoint) -> None:
+    result = runner.invoke(app, [str(trained_checkpoint), "-o", str(tmp_path / "m.onnx")])
+    assert result.exit_code == 0, result.output
+    assert "max |Δ| logits" in result.stdout
+    assert "argmax agreement" in result.stdout
+
+
+def test_cli_a_corrupt_pth_exits_2_and_writes_nothing(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"PK\x03\x04 garbage")
+    result = runner.invoke(app, [str(bad)])
+    assert result.exit_code == 2
+    assert f"{bad}: not a readable PyTorch checkpoint" in result.output
+    assert "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.pth"]
+
+
+def test_cli_output_equal_to_input_is_refused(trained_checkpoint) -> None:
+    result = runner.invoke(app, [str(trained_checkpoint), "-o", str(trained_checkpoint)])
+    assert result.exit_code == 2
+    assert "is the input checkpoint" in result.output
+
+
+def test_api_refuses_a_checkpoint_of_another_model(tmp_path: Path) -> None:
+    ckpt = tmp_path / "other.pth"
+    torch.save({"fc.weight": torch.zeros(10, 784)}, ckpt)
+    with pytest.raises(CheckpointError, match="not a state_dict of the FashionMNIST MLP"):
+        export_onnx(ckpt, tmp_path / "other.onnx")
+    assert not (tmp_path / "other.onnx").exists()
