@@ -28,8 +28,8 @@ OUTPUT_NAMES: tuple[str, str] = ("logits", "probabilities")
 META_CLASS_NAMES = "class_names"  # JSON list of strings, index = label
 META_INPUT_LAYOUT = "input_layout"  # "NCHW"
 META_INPUT_SHAPE = "input_shape"  # JSON list, "N" for the dynamic batch axis
-META_INPUT_SCALE = "input_scale"  # how pixel bytes map to the input floats
-META_BACKGROUND = "background"  # which polarity the model expects
+META_INPUT_SCALE = "input_scale"  # JSON: input float = pixel byte / divide_by, within range
+META_BACKGROUND = "background"  # "dark" (light garment on dark) or "light"
 META_ARCHITECTURE = "architecture"
 META_SOURCE_SHA256 = "source_checkpoint_sha256"
 META_PACKAGE_VERSION = "fashion_onnx_version"
@@ -39,8 +39,11 @@ META_TEST_ACCURACY = "test_accuracy"
 META_PRECISION = "precision"  # fp32 | fp16 | int8
 
 # What the metadata says by default, and what infer assumes when a file has none.
-DEFAULT_INPUT_SCALE = "float32 = uint8 / 255, range [0, 1] (torchvision ToTensor)"
-DEFAULT_BACKGROUND = "light garment on a dark background (FashionMNIST polarity)"
+DEFAULT_DIVIDE_BY = 255.0  # float32 = uint8 / 255, range [0, 1], as torchvision's ToTensor
+DEFAULT_INPUT_SCALE = (
+    '{"divide_by": 255.0, "range": [0.0, 1.0], "note": "float32 = uint8 / 255, as ToTensor"}'
+)
+DEFAULT_BACKGROUND = "dark"  # FashionMNIST polarity: a light garment on a dark background
 ARCHITECTURE = "MLP Flatten-784-512-ReLU-512-ReLU-10 (PyTorch quickstart NeuralNetwork)"
 
 DEFAULT_OPSET = 18  # runs on current onnxruntime, onnxruntime-node and onnxruntime-web

@@ -1,0 +1,201 @@
+"""``Classifier``: predictions from arrays, PIL images or files, streamed in fixed-size batches."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from fashion_onnx.constants import IMAGE_SIZE, INPUT_NAME
+from fashion_onnx.errors import ImageError
+from fashion_onnx.infer.images import Invert, load_image, should_invert, to_model_image
+from fashion_onnx.infer.runtime import check_contract, create_session, read_model
+
+DEFAULT_BATCH = 512  # the engine's sweet spot on CPU; see bench/ for the measurement
+ImageLike = str | os.PathLike[str] | Image.Image
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Results for N images, in input order."""
+
+    probabilities: np.ndarray  # (N, 10) float32, rows sum to 1
+    class_names: tuple[str, ...]  # the model's class names, index = label
+
+    @property
+    def labels(self) -> np.ndarray:  # (N,) int64, the top-1 class index
+        return self.probabilities.argmax(axis=1)
+
+    @property
+    def names(self) -> list[str]:  # the top-1 class name per image
+        return [self.class_names[i] for i in self.labels]
+
+    @property
+    def confidences(self) -> np.ndarray:  # (N,) the top-1 probability
+        return self.probabilities.max(axis=1)
+
+    def top_k(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(indices (N, k), probabilities (N, k)), most likely first."""
+        if not 1 <= k <= self.probabilities.shape[1]:
+            raise ValueError(f"k must be in 1..{self.probabilities.shape[1]}, got {k}")
+        order = np.argsort(-self.probabilities, axis=1, kind="stable")[:, :k]
+        return order, np.take_along_axis(self.probabilities, order, axis=1)
+
+    def __len__(self) -> int:
+        return len(self.probabilities)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+class Classifier:
+    """FashionMNIST classifier on ONNX Runtime. Torch-free.
+
+    Args:
+        model: an ONNX file (path or bytes); None uses the model embedded in the package.
+        device: "auto" (CUDA when really usable, else CPU), "cuda" (or fail) or "cpu".
+        batch_size: images per engine call; inputs of any size are streamed through it.
+        threads: intra-op threads for the CPU provider; None lets onnxruntime choose.
+        invert: "auto" inverts images with a light background (product photos),
+            "always" or "never" force it.
+
+    Raises:
+        ModelError: the model is unreadable or not [N,1,28,28] -> [N,10].
+        DeviceError: device="cuda" and CUDA is not usable.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | bytes | None = None,
+        *,
+        device: str = "auto",
+        batch_size: int = DEFAULT_BATCH,
+        threads: int | None = None,
+        invert: Invert = "auto",
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        should_invert(np.zeros((2, 2), np.uint8), invert)  # validates the choice early
+        data, self.source = read_model(model)
+        self._session = create_session(data, device, threads)
+        self.contract = check_contract(self._session, self.source)
+        for message in self.contract.warnings:
+            warnings.warn(f"{self.source}: {message}", stacklevel=2)
+        self.batch_size = batch_size
+        self.invert: Invert = invert
+
+    @property
+    def provider(self) -> str:
+        """The execution provider the session really runs on, e.g. CPUExecutionProvider."""
+        return self._session.get_providers()[0]
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.contract.class_names
+
+    # -- the engine ---------------------------------------------------------------
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        """float32 (n, 1, 28, 28) in the model's scale -> probabilities (n, 10)."""
+        (out,) = self._session.run([self.contract.output_name], {INPUT_NAME: batch})
+        if self.contract.output_name != "probabilities":
+            out = _softmax(out)
+        return out.astype(np.float32, copy=False)
+
+    def _to_input(self, images: np.ndarray) -> np.ndarray:
+        """uint8 or float (n, 28, 28), dark background -> the model's float32 (n, 1, 28, 28)."""
+        if images.dtype == np.uint8:
+            x = images.astype(np.float32) / np.float32(self.contract.divide_by)
+        else:
+            x = images.astype(np.float32, copy=False)
+        if self.contract.background == "light":
+            x = 1.0 - x
+        return x.reshape(len(x), 1, IMAGE_SIZE, IMAGE_SIZE)
+
+    def predict_array_batches(self, batches: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """Re-chunk a stream of (n, 28, 28) arrays into engine batches; yield probabilities.
+
+        Each yielded array answers exactly one input array, in order.
+        """
+        for images in batches:
+            out = np.empty((len(images), len(self.class_names)), dtype=np.float32)
+            for start in range(0, len(images), self.batch_size):
+                chunk = images[start : start + self.batch_size]
+                out[start : start + len(chunk)] = self._run(self._to_input(chunk))
+            yield out
+
+    # -- inputs -------------------------------------------------------------------
+
+    def _normalise_array(self, images: np.ndarray) -> np.ndarray:
+        """Accept (28,28), (N,28,28) or (N,1,28,28), uint8 or float in [0,1]."""
+        if not isinstance(images, np.ndarray):
+            raise TypeError(f"expected a numpy array, got {type(images).__name__}")
+        if images.ndim == 4 and images.shape[1] == 1:
+            images = images[:, 0]
+        elif images.ndim == 2:
+            images = images[None]
+        if images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+            raise ValueError(
+                f"array shape {images.shape}: expected (N, 28, 28), (N, 1, 28, 28) or (28, 28)"
+            )
+        if images.dtype == np.uint8:
+            pass
+        elif images.dtype.kind == "f":
+            if images.size and not np.isfinite(images).all():
+                raise ValueError("float images contain NaN or infinity")
+        else:
+            raise ValueError(f"array dtype {images.dtype}: expected uint8 or a float type")
+        if self.invert == "never":
+            return images
+        flip = np.array([should_invert(img, self.invert) for img in images], dtype=bool)
+        if flip.any():
+            images = images.copy()
+            top = 255 if images.dtype == np.uint8 else 1.0
+            images[flip] = top - images[flip]
+        return images
+
+    def _image_to_array(self, item: ImageLike) -> np.ndarray:
+        if isinstance(item, Image.Image):
+            return to_model_image(item, self.invert)
+        if isinstance(item, str | os.PathLike):
+            try:
+                return load_image(item, self.invert)
+            except ImageError as exc:
+                raise ImageError(f"{item}: {exc}") from None
+        raise TypeError(f"expected a path or a PIL image, got {type(item).__name__}")
+
+    def predict(self, images: np.ndarray | Sequence[ImageLike] | ImageLike) -> Predictions:
+        """Classify images given as an array, PIL images or file paths.
+
+        Args:
+            images: an ndarray (N,28,28), (N,1,28,28) or (28,28), uint8 or float in
+                [0, 1]; or one or a list of paths / PIL images (any size and mode).
+
+        Returns:
+            Predictions in input order.
+
+        Raises:
+            ImageError: a file could not be read (its path and the reason).
+            ValueError, TypeError: an array of the wrong shape, dtype or values.
+        """
+        if isinstance(images, np.ndarray):
+            arrays: Iterable[np.ndarray] = [self._normalise_array(images)]
+        else:
+            items = [images] if isinstance(images, str | os.PathLike | Image.Image) else images
+            arrays = self._file_batches(list(items))
+        chunks = list(self.predict_array_batches(arrays))
+        probs = (
+            np.concatenate(chunks) if chunks else np.empty((0, len(self.class_names)), np.float32)
+        )
+        return Predictions(probs, self.class_names)
+
+    def _file_batches(self, items: list[ImageLike]) -> Iterator[np.ndarray]:
+        for start in range(0, len(items), self.batch_size):
+            chunk = items[start : start + self.batch_size]
+            yield np.stack([self._image_to_array(item) for item in chunk])

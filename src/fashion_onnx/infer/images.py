@@ -1,0 +1,127 @@
+"""Turn any image into the model's 28x28 grayscale input, refusing unsafe files.
+
+Every step is per image, so one bad file costs only itself: ``load_image`` raises
+``ImageError`` with a one-line reason, and callers go on with the next file.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from fashion_onnx.constants import IMAGE_SIZE
+from fashion_onnx.errors import ImageError
+
+Invert = Literal["auto", "always", "never"]
+INVERT_CHOICES: tuple[str, ...] = ("auto", "always", "never")
+MAX_PIXELS = 40_000_000  # refuse larger images before decoding (decompression bombs)
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
+)  # compared lower-cased, so .PNG counts too
+
+
+def has_light_background(gray: np.ndarray) -> bool:
+    """True when the 1-pixel border is brighter than mid-grey: a product photo, not FashionMNIST."""
+    top, bottom, left, right = gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]
+    border = np.concatenate([top, bottom, left, right]).astype(np.float64)
+    full_scale = 255.0 if gray.dtype == np.uint8 else 1.0
+    return bool(border.mean() > full_scale / 2)
+
+
+def should_invert(gray: np.ndarray, invert: Invert) -> bool:
+    if invert not in INVERT_CHOICES:
+        raise ValueError(f"invert must be one of {INVERT_CHOICES}, got {invert!r}")
+    return invert == "always" or (invert == "auto" and has_light_background(gray))
+
+
+def _to_gray_array(image: Image.Image) -> np.ndarray:
+    """Any mode -> uint8 (H, W). Transparency is laid on white; 16-bit is scaled, not clipped."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        return (np.asarray(image, dtype=np.uint16) // 257).astype(np.uint8)
+    if image.mode == "I":
+        values = np.asarray(image, dtype=np.int64)
+        scale = 257 if values.max(initial=0) > 255 else 1  # 16-bit data in a 32-bit mode
+        return np.clip(values // scale, 0, 255).astype(np.uint8)
+    if image.mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        scale = 255.0 if values.max(initial=0.0) <= 1.0 else 1.0
+        return np.clip(values * scale, 0, 255).round().astype(np.uint8)
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    if image.mode != "L":
+        image = image.convert("RGB").convert("L") if image.mode == "CMYK" else image.convert("L")
+    return np.asarray(image, dtype=np.uint8)
+
+
+def to_model_image(image: Image.Image, invert: Invert = "auto") -> np.ndarray:
+    """A decoded PIL image -> uint8 (28, 28), light garment on dark, aspect ratio kept."""
+    gray = _to_gray_array(image)
+    if should_invert(gray, invert):
+        gray = 255 - gray
+    if gray.shape == (IMAGE_SIZE, IMAGE_SIZE):
+        return np.ascontiguousarray(gray)
+    h, w = gray.shape
+    side = max(h, w)
+    if h != w:  # pad to a square with the (now dark) background
+        square = np.zeros((side, side), dtype=np.uint8)
+        top, left = (side - h) // 2, (side - w) // 2
+        square[top : top + h, left : left + w] = gray
+        gray = square
+    small = Image.fromarray(gray, mode="L").resize(
+        (IMAGE_SIZE, IMAGE_SIZE),
+        Image.Resampling.BOX if side > IMAGE_SIZE else Image.Resampling.BILINEAR,
+    )
+    return np.asarray(small, dtype=np.uint8)
+
+
+def load_image(path: str | os.PathLike[str], invert: Invert = "auto") -> np.ndarray:
+    """Open, check and convert one image file to uint8 (28, 28).
+
+    Raises:
+        ImageError: with a one-line reason: not a file, unreadable, not an image,
+            truncated or corrupt, or too many pixels (checked before decoding).
+    """
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > MAX_PIXELS:
+                    raise ImageError(
+                        f"{width}x{height} pixels exceeds the {MAX_PIXELS:,}-pixel limit "
+                        "(possible decompression bomb); not decoded"
+                    )
+                image.seek(0)  # animated GIF/WebP/TIFF: the first frame
+                if image.format == "JPEG":
+                    image.draft("L", (IMAGE_SIZE, IMAGE_SIZE))  # let libjpeg downscale
+                image.load()
+                return to_model_image(image, invert)
+    except ImageError:
+        raise
+    except IsADirectoryError:
+        raise ImageError("is a directory, not an image file") from None
+    except FileNotFoundError:
+        reason = "broken symlink" if path.is_symlink() else "no such file"
+        raise ImageError(reason) from None
+    except PermissionError:
+        raise ImageError("permission denied") from None
+    except UnidentifiedImageError:
+        size = path.stat().st_size if path.exists() else 0
+        raise ImageError(
+            "empty file (0 bytes)" if size == 0 else "not an image Pillow can read"
+        ) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"decompression bomb refused: {exc}") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ImageError(f"truncated or corrupt image: {first}") from None
