@@ -98,8 +98,8 @@ def load_image(path: str | os.PathLike[str], invert: Invert = "auto") -> np.ndar
                 width, height = image.size
                 if width * height > MAX_PIXELS:
                     raise ImageError(
-                        f"{width}x{height} pixels exceeds the {MAX_PIXELS:,}-pixel limit "
-                        "(possible decompression bomb); not decoded"
+                        f"decompression bomb refused before decoding: {width}x{height} pixels "
+                        f"exceeds the {MAX_PIXELS:,}-pixel limit"
                     )
                 image.seek(0)  # animated GIF/WebP/TIFF: the first frame
                 if image.format == "JPEG":
@@ -121,7 +121,7 @@ def load_image(path: str | os.PathLike[str], invert: Invert = "auto") -> np.ndar
             "empty file (0 bytes)" if size == 0 else "not an image Pillow can read"
         ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"decompression bomb refused: {exc}") from None
+        raise ImageError(f"decompression bomb refused before decoding: {exc}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ImageError(f"truncated or corrupt image: {first}") from None

@@ -11,6 +11,7 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from fashion_onnx.constants import CLASS_NAMES  # noqa: E402
 from fashion_onnx.fileio import atomic_path  # noqa: E402
@@ -33,7 +34,12 @@ def plot_curves(result: TrainResult, path: Path) -> Path:
     """Loss (train and test) above test accuracy, per epoch: ``subplots(2, 1)``."""
     epochs = [e.epoch for e in result.epochs]
     fig, axs = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
-    axs[0].plot(epochs, [e.train_loss for e in result.epochs], marker="o", label="train (smoothed)")
+    axs[0].plot(
+        epochs,
+        [e.train_loss for e in result.epochs],
+        marker="o",
+        label="train (dropout, label smoothing)",
+    )
     axs[0].plot(epochs, [e.test_loss for e in result.epochs], marker="o", label="test")
     axs[0].set_ylabel("cross-entropy loss")
     axs[0].set_title("Training curves")
@@ -42,6 +48,7 @@ def plot_curves(result: TrainResult, path: Path) -> Path:
     axs[1].plot(epochs, [100 * e.test_accuracy for e in result.epochs], marker="o", color="C2")
     axs[1].set_ylabel("test accuracy (%)")
     axs[1].set_xlabel("epoch")
+    axs[1].xaxis.set_major_locator(MaxNLocator(integer=True))
     axs[1].grid(True)
     fig.tight_layout()
     return _save(fig, path)

@@ -5,6 +5,7 @@ Kept apart from ``cli.py`` so that ``fashion-train --help`` never imports torch.
 
 from __future__ import annotations
 
+import io
 import json
 import platform
 from pathlib import Path
@@ -16,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 import fashion_onnx
 from fashion_onnx.errors import FashionOnnxError
-from fashion_onnx.fileio import atomic_path, write_text_atomic
+from fashion_onnx.fileio import write_bytes_atomic, write_text_atomic
 from fashion_onnx.models import NeuralNetwork
 from fashion_onnx.train.config import TrainConfig
 from fashion_onnx.train.data import load_fashion_mnist
@@ -52,8 +53,11 @@ def versions() -> dict[str, str]:
 
 def save_checkpoint(result: TrainResult, output: Path, data_source: str) -> Path:
     """Write the plain state_dict and the metrics JSON beside it, both atomically."""
-    with atomic_path(output) as tmp:
-        torch.save(result.model.state_dict(), tmp)
+    # Serialise in memory: torch.save names the archive after the file, and the
+    # temporary file's random name would make identical weights differ byte-wise.
+    buffer = io.BytesIO()
+    torch.save(result.model.state_dict(), buffer)
+    write_bytes_atomic(output, buffer.getvalue())
     record = {**result.to_dict(), "data_source": data_source, "versions": versions()}
     write_text_atomic(metrics_path(output), json.dumps(record, indent=2) + "\n")
     return output

@@ -1,0 +1,52 @@
+# Two commands set everything up on a fresh machine:
+#   make demo   - base install only (no torch), classify samples/ with the embedded model
+#   make test   - full install ([train,dev]), real FashionMNIST, lint and the test suite
+PYTHON ?= python3
+BASE_VENV := .venv-base
+VENV := .venv
+DATA_DEB := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
+
+.PHONY: demo test lint data model bench clean
+
+$(BASE_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(BASE_VENV)
+	$(BASE_VENV)/bin/pip install --quiet --upgrade pip
+	$(BASE_VENV)/bin/pip install --quiet .
+	touch $@
+
+demo: $(BASE_VENV)/.installed
+	@$(BASE_VENV)/bin/python -c "import importlib.util as u; print('torch installed:', u.find_spec('torch') is not None)"
+	$(BASE_VENV)/bin/fashion-infer samples/ --labels samples/labels.csv
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[train,dev]'
+	touch $@
+
+# Real FashionMNIST from Debian's package (root installs it; others are told how).
+data:
+	@if [ -f $(DATA_DEB) ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
+	else \
+		echo "FashionMNIST is missing. Run: sudo apt-get install dataset-fashion-mnist"; exit 2; \
+	fi
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check src tests bench scripts
+
+test: $(VENV)/.installed data lint
+	$(VENV)/bin/python -m pytest
+
+# Rebuild the embedded model from scratch: train with the default recipe (seed 0),
+# then export and verify it into the package.
+model: $(VENV)/.installed data
+	$(VENV)/bin/fashion-train --seed 0 -o models/fashion_mlp.pth --plots models/plots
+	$(VENV)/bin/fashion-export models/fashion_mlp.pth -o src/fashion_onnx/assets/fashion_mlp.onnx --json > models/fashion_mlp.export.json
+
+bench: $(VENV)/.installed data
+	$(VENV)/bin/python -m bench
+
+clean:
+	rm -rf $(VENV) $(BASE_VENV) build *.egg-info

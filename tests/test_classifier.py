@@ -1,0 +1,159 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from fashion_onnx.errors import DeviceError, ImageError, ModelError
+from fashion_onnx.infer import Classifier
+from fashion_onnx.infer.runtime import gpu_present
+
+
+@pytest.fixture(scope="module")
+def classifier() -> Classifier:
+    return Classifier(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def sample(fashion_data) -> tuple[np.ndarray, np.ndarray]:
+    """300 real test images (uint8) and their labels."""
+    return fashion_data.test_images[:300].numpy(), fashion_data.test_labels[:300].numpy()
+
+
+def test_the_embedded_model_scores_at_least_89_5_on_the_real_test_set(classifier, fashion_data):
+    result = classifier.predict(fashion_data.test_images.numpy())
+    accuracy = (result.labels == fashion_data.test_labels.numpy()).mean()
+    assert accuracy >= 0.895, accuracy
+    assert classifier.provider == "CPUExecutionProvider"
+    assert result.class_names[9] == "Ankle boot"  # from the model's metadata
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 256])
+def test_results_do_not_depend_on_the_batch_size(batch_size, classifier, sample) -> None:
+    images, _ = sample
+    reference = classifier.predict(images).probabilities
+    got = Classifier(device="cpu", batch_size=batch_size).predict(images).probabilities
+    np.testing.assert_allclose(got, reference, atol=1e-6)
+    assert (got.argmax(1) == reference.argmax(1)).all()
+
+
+def test_array_paths_and_pil_give_identical_results(classifier, sample, tmp_path) -> None:
+    images, _ = sample
+    images = images[:40]
+    paths = []
+    for i, pixels in enumerate(images):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(pixels, mode="L").save(paths[-1])
+    from_array = classifier.predict(images).probabilities
+    from_paths = classifier.predict(paths).probabilities
+    from_strings = classifier.predict([str(p) for p in paths]).probabilities
+    from_pil = classifier.predict([Image.open(p) for p in paths]).probabilities
+    np.testing.assert_array_equal(from_paths, from_array)
+    np.testing.assert_array_equal(from_strings, from_array)
+    np.testing.assert_array_equal(from_pil, from_array)
+
+
+def test_array_layouts_and_dtypes_agree(classifier, sample) -> None:
+    images, _ = sample
+    base = classifier.predict(images).probabilities
+    np.testing.assert_array_equal(classifier.predict(images[:, None]).probabilities, base)
+    as_float = images.astype(np.float32) / 255
+    np.testing.assert_allclose(classifier.predict(as_float).probabilities, base, atol=1e-6)
+    one = classifier.predict(images[0])
+    assert len(one) == 1
+
+
+def test_top_k_is_sorted_and_consistent(classifier, sample) -> None:
+    result = classifier.predict(sample[0][:10])
+    indices, probs = result.top_k(3)
+    assert indices.shape == probs.shape == (10, 3)
+    assert (np.diff(probs, axis=1) <= 0).all()
+    assert (indices[:, 0] == result.labels).all()
+    np.testing.assert_allclose(result.probabilities.sum(1), 1, atol=1e-5)
+
+
+def test_inverted_and_resized_images_score_like_the_originals(classifier, fashion_data, tmp_path):
+    images = fashion_data.test_images[:500].numpy()
+    labels = fashion_data.test_labels[:500].numpy()
+    paths = []
+    for i, pixels in enumerate(images):  # a product-photo look: dark garment on white, 3x size
+        photo = Image.fromarray(255 - pixels, mode="L").resize((84, 84), Image.LANCZOS)
+        paths.append(tmp_path / f"{i}.jpg")
+        photo.convert("RGB").save(paths[-1], quality=95)
+    original = (classifier.predict(images).labels == labels).mean()
+    photos = (classifier.predict(paths).labels == labels).mean()
+    assert abs(photos - original) <= 0.02, (original, photos)
+    never = Classifier(device="cpu", invert="never").predict(paths[:100]).labels
+    assert (never == labels[:100]).mean() < 0.5, "without inversion the photos look alien"
+
+
+def test_a_bad_file_in_the_api_names_itself(classifier, tmp_path) -> None:
+    bad = tmp_path / "bad.png"
+    bad.write_text("not an image")
+    with pytest.raises(ImageError, match=f"{bad}: not an image"):
+        classifier.predict([bad])
+
+
+@pytest.mark.parametrize(
+    ("array", "message"),
+    [
+        (np.zeros((2, 3, 28, 28), np.uint8), "array shape"),
+        (np.zeros((2, 32, 32), np.uint8), "array shape"),
+        (np.zeros((2, 28, 28), np.int64), "dtype int64"),
+        (np.full((1, 28, 28), np.nan, np.float32), "NaN"),
+    ],
+)
+def test_bad_arrays_are_refused_with_the_reason(classifier, array, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        classifier.predict(array)
+
+
+@pytest.mark.skipif(gpu_present(), reason="this machine has a GPU")
+def test_cuda_on_a_cpu_machine_is_a_clear_error() -> None:
+    with pytest.raises(DeviceError, match="CUDA is not usable here"):
+        Classifier(device="cuda")
+    assert Classifier(device="auto").provider == "CPUExecutionProvider"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not gpu_present(), reason="no CUDA GPU on this machine")
+def test_cuda_matches_cpu(sample) -> None:
+    images, _ = sample
+    gpu = Classifier(device="cuda")
+    assert gpu.provider == "CUDAExecutionProvider"
+    cpu = Classifier(device="cpu").predict(images).probabilities
+    got = gpu.predict(images).probabilities
+    np.testing.assert_allclose(got, cpu, atol=1e-4)
+    assert (got.argmax(1) == cpu.argmax(1)).all()
+
+
+def test_a_model_with_another_signature_is_refused(tmp_path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 224, 224])
+    y = helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 3, 224, 224])
+    graph = helper.make_graph([helper.make_node("Relu", ["input"], ["out"])], "g", [x], [y])
+    path = tmp_path / "imagenet.onnx"
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
+    onnx.save(model, path)
+    with pytest.raises(ModelError) as info:
+        Classifier(path)
+    assert "Expected inputs [input tensor(float) ['N', 1, 28, 28]]" in str(info.value)
+    assert "found inputs [input tensor(float) ['N', 3, 224, 224]]" in str(info.value)
+
+
+def test_a_model_without_metadata_runs_on_defaults_with_a_warning(tmp_path, sample) -> None:
+    import onnx
+
+    from fashion_onnx.infer.runtime import default_model_path
+
+    proto = onnx.load(str(default_model_path()))
+    del proto.metadata_props[:]
+    path = tmp_path / "bare.onnx"
+    onnx.save(proto, path)
+    with pytest.warns(UserWarning, match="class_names missing or malformed"):
+        bare = Classifier(path, device="cpu")
+    images, _ = sample
+    np.testing.assert_array_equal(
+        bare.predict(images).probabilities, Classifier(device="cpu").predict(images).probabilities
+    )
+    assert bare.class_names[0] == "T-shirt/top"

@@ -1,0 +1,187 @@
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from fashion_onnx.infer import Classifier
+from fashion_onnx.infer.cli import app
+from fashion_onnx.infer.runtime import gpu_present
+
+runner = CliRunner()
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+
+
+@pytest.fixture
+def folder(tmp_path: Path, fashion_data) -> Path:
+    """12 real test images as PNGs, with nested folders and an upper-case suffix."""
+    root = tmp_path / "images"
+    (root / "nested").mkdir(parents=True)
+    for i in range(12):
+        sub = root / "nested" if i % 3 == 0 else root
+        suffix = ".PNG" if i % 4 == 0 else ".png"
+        Image.fromarray(fashion_data.test_images[i].numpy(), mode="L").save(
+            sub / f"{i:02d}{suffix}"
+        )
+    return root
+
+
+def rows_of(output: str) -> list[dict]:
+    return [json.loads(line) for line in output.splitlines() if line.strip()]
+
+
+def test_cli_and_api_give_identical_predictions(folder: Path) -> None:
+    result = runner.invoke(app, [str(folder), "--format", "jsonl", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    rows = rows_of(result.stdout)
+    assert len(rows) == 12
+    api = Classifier(device="cpu").predict([r["path"] for r in rows])
+    assert [r["label"] for r in rows] == api.labels.tolist()
+    assert [r["class"] for r in rows] == api.names
+    np.testing.assert_allclose([r["confidence"] for r in rows], api.confidences, atol=1e-6)
+    assert "12 image(s) classified, 0 failed, on CPUExecutionProvider" in result.stderr
+
+
+def test_every_output_format_parses(folder: Path, tmp_path: Path) -> None:
+    as_json = runner.invoke(app, [str(folder), "--format", "json", "--top-k", "3"])
+    records = json.loads(as_json.stdout)
+    assert len(records) == 12 and len(records[0]["top_k"]) == 3
+    as_csv = runner.invoke(app, [str(folder), "--format", "csv", "--top-k", "2"])
+    table = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert len(table) == 12
+    assert set(table[0]) == {"path", "label", "class", "confidence", "class_2", "confidence_2"}
+    assert [r["class"] for r in table] == [r["class"] for r in records]
+    out = tmp_path / "out" / "predictions.jsonl"
+    to_file = runner.invoke(app, [str(folder), "--format", "jsonl", "-o", str(out)])
+    assert to_file.exit_code == 0 and to_file.stdout == ""
+    assert [r["class"] for r in rows_of(out.read_text())] == [r["class"] for r in records]
+    assert os.listdir(out.parent) == ["predictions.jsonl"], "no temporary file is left"
+    table_out = runner.invoke(app, [str(folder)])
+    assert table_out.stdout.splitlines()[0].split()[:2] == ["class", "conf"]
+
+
+def test_the_bundled_samples_and_their_labels(tmp_path: Path) -> None:
+    result = runner.invoke(app, [str(SAMPLES), "--labels", str(SAMPLES / "labels.csv")])
+    assert result.exit_code == 0, result.output
+    assert "20 image(s) classified, 0 failed" in result.stderr
+    assert "correct: 17/20" in result.stderr
+
+
+def test_globs_and_single_files(folder: Path) -> None:
+    result = runner.invoke(app, [str(folder / "*.png"), str(folder / "nested" / "00.PNG")])
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.splitlines()) == 1 + 6 + 1  # header, 6 lower-case .png, one file
+
+
+def test_bad_files_are_reported_and_the_good_ones_still_predicted(folder: Path) -> None:
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "text.png").write_text("hello, I am not an image")
+    good = (folder / "01.png").read_bytes()
+    (folder / "truncated.png").write_bytes(good[: len(good) // 2])
+    (folder / "broken-link.png").symlink_to(folder / "does-not-exist.png")
+    (folder / "looks-like.png").mkdir()
+    result = runner.invoke(
+        app, [str(folder), str(folder / "looks-like.png*"), "missing.png", "--format", "jsonl"]
+    )
+    assert result.exit_code == 1
+    assert len(rows_of(result.stdout)) == 12, "every readable image is still predicted"
+    err = result.stderr
+    assert f"{folder / 'empty.png'}: empty file (0 bytes)" in err
+    assert f"{folder / 'text.png'}: not an image Pillow can read" in err
+    assert f"{folder / 'truncated.png'}: truncated or corrupt image" in err
+    assert f"{folder / 'broken-link.png'}: broken symlink" in err
+    assert f"{folder / 'looks-like.png'}: is a directory, not an image file" in err
+    assert "missing.png: no such file or directory" in err
+    assert "12 image(s) classified, 6 failed" in err
+    assert "Traceback" not in result.output
+
+
+def test_a_decompression_bomb_is_refused_before_decoding(tmp_path: Path) -> None:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    def png_header_only(path: Path, side: int) -> Path:
+        header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)  # grayscale, 8-bit
+        path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
+        return path
+
+    huge = png_header_only(tmp_path / "huge.png", 30000)  # 900 Mpx: Pillow's own limit
+    large = png_header_only(tmp_path / "large.png", 7000)  # 49 Mpx: ours
+    result = runner.invoke(app, [str(huge), str(large)])
+    assert result.exit_code == 1
+    assert f"{huge}: decompression bomb refused before decoding" in result.stderr
+    assert (
+        f"{large}: decompression bomb refused before decoding: 7000x7000 pixels exceeds "
+        "the 40,000,000-pixel limit"
+    ) in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--device", "tpu"], "'tpu' is not one of auto, cuda, cpu"),
+        (["--format", "xml"], "'xml' is not one of table, csv, json, jsonl"),
+        (["--invert", "maybe"], "'maybe' is not one of auto, always, never"),
+    ],
+)
+def test_bad_options_exit_2(folder: Path, args: list[str], message: str) -> None:
+    result = runner.invoke(app, [str(folder), *args])
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_no_inputs_found_exits_2(tmp_path: Path) -> None:
+    result = runner.invoke(app, [str(tmp_path)])
+    assert result.exit_code == 2
+    assert "no image files found" in result.stderr
+
+
+def test_an_output_equal_to_an_input_is_refused(folder: Path) -> None:
+    target = folder / "01.png"
+    before = target.read_bytes()
+    result = runner.invoke(app, [str(folder), "-o", str(target)])
+    assert result.exit_code == 2
+    assert "is one of the inputs" in result.stderr
+    assert target.read_bytes() == before
+
+
+def test_a_missing_or_incompatible_model_exits_2(folder: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, [str(folder), "--model", str(tmp_path / "none.onnx")])
+    assert result.exit_code == 2
+    assert "no such model file" in result.stderr
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x08\x07garbage that is not protobuf")
+    result = runner.invoke(app, [str(folder), "--model", str(junk)])
+    assert result.exit_code == 2
+    assert "not a loadable ONNX model" in result.stderr
+
+
+@pytest.mark.skipif(gpu_present(), reason="this machine has a GPU")
+def test_device_cuda_on_a_cpu_machine_is_a_clear_error(folder: Path) -> None:
+    result = runner.invoke(app, [str(folder), "--device", "cuda"])
+    assert result.exit_code == 2
+    assert "CUDA is not usable here" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_parallel_decoding_matches_in_process_decoding(tmp_path: Path, fashion_data) -> None:
+    for i in range(300):  # above the parallel threshold
+        Image.fromarray(fashion_data.test_images[i].numpy(), mode="L").save(
+            tmp_path / f"{i:03d}.png"
+        )
+    (tmp_path / "150-bad.png").write_text("bad")
+    one = runner.invoke(app, [str(tmp_path), "--workers", "1", "--format", "jsonl"])
+    two = runner.invoke(app, [str(tmp_path), "--workers", "2", "--format", "jsonl"])
+    assert one.exit_code == two.exit_code == 1
+    assert rows_of(one.stdout) == rows_of(two.stdout)
+    assert len(rows_of(two.stdout)) == 300
+    assert "150-bad.png: not an image" in two.stderr
