@@ -1,0 +1,84 @@
+"""Run every benchmark in one go; write bench/results.json and bench/results.md.
+
+    python -m bench            # the full run (make bench), several minutes
+    python -m bench --quick    # a smoke run on small inputs (the test suite uses it)
+
+Every figure is a ratio against a baseline measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from bench import cold_start, end_to_end, engine, scaling, training
+from bench.common import ROOT, WORK, machine_facts
+from bench.inputs import linked_folder, png_folder
+from bench.report import markdown
+
+CHECKPOINT = ROOT / "models" / "fashion_mlp.pth"
+SECTIONS = ("training", "engine", "end_to_end", "cold_start", "scaling")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="small inputs, one repeat")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    parser.add_argument("--out", type=Path, default=ROOT / "bench", help="where results go")
+    parser.add_argument("--training-repeats", type=int, default=1)
+    args = parser.parse_args()
+
+    from fashion_onnx.export import export_onnx
+    from fashion_onnx.train.data import load_fashion_mnist, to_input
+
+    started = time.perf_counter()
+    data = load_fashion_mnist(download=False)
+    count = 300 if args.quick else 10_000
+    test_u8 = data.test_images.numpy()[:count]
+    results: dict[str, object] = {"machine": machine_facts(), "quick": args.quick}
+    prefix = "quick-" if args.quick else ""
+
+    if "training" in args.only:
+        print("training: seed recipe vs default recipe ...", flush=True)
+        results["training"] = training.run(args.quick, args.training_repeats)
+    if "engine" in args.only:
+        print("engine: fp32 / int8 / fp16 vs torch vs roofline ...", flush=True)
+        onnx = WORK / "model.onnx"
+        export_onnx(CHECKPOINT, onnx, precisions=("int8", "fp16"))
+        files = {p: onnx.with_name(f"model.{p}.onnx") for p in ("int8", "fp16")}
+        results["engine"] = engine.run(
+            {"fp32": onnx, **files}, CHECKPOINT, to_input(data.test_images).numpy(), args.quick
+        )
+    folder = png_folder(test_u8, f"{prefix}png")
+    if "end_to_end" in args.only:
+        print(
+            f"end to end: fashion-infer on {count} PNGs vs decode-only vs quickstart loop ...",
+            flush=True,
+        )
+        results["end_to_end"] = end_to_end.run(folder, CHECKPOINT, count, args.quick)
+    if "cold_start" in args.only:
+        print("cold start: one image, whole processes ...", flush=True)
+        results["cold_start"] = cold_start.run(folder / "00000.png", CHECKPOINT, args.quick)
+    if "scaling" in args.only:
+        sizes = (100, 300, 1000) if args.quick else (1000, 10_000, 100_000)
+        print(f"scaling: {', '.join(map(str, sizes))} images ...", flush=True)
+        folders = {
+            n: folder if n == count else linked_folder(folder, n, f"{prefix}links-{n}")
+            for n in sizes
+        }
+        results["scaling"] = scaling.run(folders)
+    results["seconds"] = time.perf_counter() - started
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    table = markdown(results)
+    (args.out / "results.md").write_text(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

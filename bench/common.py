@@ -1,0 +1,104 @@
+"""Helpers shared by the benchmarks: timing, whole-process measurement, machine facts."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "bench" / "work"  # generated inputs (git-ignored)
+PYTHON = sys.executable
+BIN = Path(sys.executable).parent
+
+
+def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    """Median wall time of ``fn`` over ``repeats`` runs after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+@dataclass(frozen=True)
+class ProcessRun:
+    seconds: float  # wall time of the whole process
+    peak_rss_mb: float  # the child's maximum resident set size
+    stdout: str
+    stderr: str
+
+    def json(self) -> dict:
+        """The last stdout line, parsed (the bench children report that way)."""
+        return json.loads(self.stdout.strip().splitlines()[-1])
+
+
+def run_process(cmd: list[str], env: dict[str, str] | None = None) -> ProcessRun:
+    """Run ``cmd`` to completion; measure its wall time and its own peak RSS (wait4)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=err, cwd=ROOT, env={**os.environ, **(env or {})}
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{stderr[-2000:]}")
+    return ProcessRun(seconds, usage.ru_maxrss / 1024, stdout, stderr)
+
+
+def median_process(cmd: list[str], repeats: int, warmup: int = 1) -> ProcessRun:
+    """The run with the median wall time, after warm-up runs."""
+    for _ in range(warmup):
+        run_process(cmd)
+    runs = sorted((run_process(cmd) for _ in range(repeats)), key=lambda r: r.seconds)
+    return runs[len(runs) // 2]
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def machine_facts() -> dict[str, object]:
+    versions = {}
+    for dist in ("fashion-onnx", "numpy", "onnxruntime-gpu", "onnxruntime", "torch", "pillow"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return {
+        "cpu": cpu_model(),
+        "cpus_usable": usable_cpus(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": versions,
+    }

@@ -1,0 +1,37 @@
+"""Baseline 3a: the decode-only limit. Pillow opens and converts every file, nothing else,
+with the same number of processes fashion-infer uses. Prints {"files"} as JSON.
+Run: python -m bench.decode_only DIR [--workers N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def decode(paths: list[str]) -> int:
+    for path in paths:
+        with Image.open(path) as image:
+            np.asarray(image.convert("L"))
+    return len(paths)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--workers", type=int, default=None)
+    args = parser.parse_args()
+    paths = sorted(str(p) for p in args.folder.glob("*.png"))
+    chunks = [paths[i : i + 128] for i in range(0, len(paths), 128)]
+    with mp.get_context("forkserver").Pool(args.workers) as pool:
+        done = sum(pool.imap(decode, chunks))
+    print(json.dumps({"files": done}))
+
+
+if __name__ == "__main__":
+    main()

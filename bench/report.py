@@ -1,0 +1,71 @@
+"""Render bench results as the markdown table the README includes."""
+
+from __future__ import annotations
+
+
+def _yes(met: object) -> str:
+    return "yes" if met is True else "no" if met is False else str(met)
+
+
+def markdown(r: dict) -> str:
+    m = r["machine"]
+    lines = [
+        f"Measured on {m['cpu']}, {m['cpus_usable']} usable CPUs, Python {m['python']}; "
+        + ", ".join(f"{k} {v}" for k, v in m["versions"].items())
+        + (" (QUICK smoke run: not representative)" if r.get("quick") else ""),
+        "",
+        "| # | what | measured | baseline (same run) | ratio | target | met |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    if "training" in r:
+        t = r["training"]
+        lines.append(
+            f"| 1 | training, default recipe | {t['ours_seconds']:.1f} s, {100 * t['ours_accuracy']:.2f}% "
+            f"| seed recipe: {t['seed_seconds']:.1f} s, {100 * t['seed_accuracy']:.2f}% "
+            f"| {t['time_ratio']:.2f}x time | accuracy >= 90.0%, time <= 0.75x | {_yes(t['met'])} |"
+        )
+    if "engine" in r:
+        e = r["engine"]
+        for row in e["rows"]:
+            lines.append(
+                f"| 2 | engine batch {row['batch']}: fp32 / int8 / fp16 img/s "
+                f"| {row['fp32']:,.0f} / {row['int8']:,.0f} / {row['fp16']:,.0f} "
+                f"| torch {row['torch']:,.0f}; roofline {e['roofline_images_per_s']:,.0f} "
+                f"({e['sgemm_gflops']:.0f} GFLOP/s) "
+                f"| fp32 {row['fp32_vs_torch']:.2f}x torch, {row['fp32_vs_roofline']:.2f} of roofline; "
+                f"int8 {row['int8_vs_fp32']:.2f}x fp32 "
+                f"| batch >= 64: >= 1.2x torch, >= 0.85 roofline, int8 >= 3x "
+                f"| {'n/a (batch 1)' if row['batch'] < 64 else _yes(row['fp32_vs_torch'] >= 1.2 and row['fp32_vs_roofline'] >= 0.85 and row['int8_vs_fp32'] >= 3)} |"
+            )
+    if "end_to_end" in r:
+        x = r["end_to_end"]
+        rate = x["images_per_s"]
+        lines.append(
+            f"| 3 | fashion-infer on {x['images']:,} PNGs | {rate['ours']:,.0f} img/s "
+            f"| decode-only {rate['decode_only']:,.0f}; quickstart loop {rate['quickstart_loop']:,.0f} "
+            f"| {x['vs_decode_only']:.2f}x decode-only; {x['vs_quickstart_loop']:.1f}x loop "
+            f"| >= 0.8x; >= 3x | {_yes(x['met'])} |"
+        )
+    if "cold_start" in r:
+        c = r["cold_start"]
+        lines.append(
+            f"| 4 | cold start, one image | {c['ours']['seconds']:.2f} s, {c['ours']['peak_rss_mb']:.0f} MB "
+            f"| quickstart: {c['quickstart']['seconds']:.2f} s, {c['quickstart']['peak_rss_mb']:.0f} MB "
+            f"| {c['time_ratio']:.2f}x time, {c['rss_ratio']:.2f}x RSS; torch imported: "
+            f"{_yes(c['heavy_modules_imported'])} | <= 0.25x both; no torch | {_yes(c['met'])} |"
+        )
+    if "scaling" in r:
+        s = r["scaling"]
+        cells = "; ".join(
+            f"{row['images']:,}: {row['reported_images_per_s']:,.0f} img/s, {row['peak_rss_mb']:.0f} MB"
+            for row in s["rows"]
+        )
+        ratios = "; ".join(
+            f"{row['throughput_vs_smallest']:.2f}x / {row['rss_vs_smallest']:.2f}x"
+            for row in s["rows"]
+        )
+        lines.append(
+            f"| 5 | scaling (throughput, peak RSS) | {cells} | itself at the smallest size "
+            f"| {ratios} | throughput within 20%, RSS flat | {_yes(s['met'])} |"
+        )
+    return "\n".join(lines) + "\n"
