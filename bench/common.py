@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 import os
 import platform
 import statistics
@@ -11,6 +12,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -45,22 +47,38 @@ class ProcessRun:
         return json.loads(self.stdout.strip().splitlines()[-1])
 
 
-def run_process(cmd: list[str], env: dict[str, str] | None = None) -> ProcessRun:
-    """Run ``cmd`` to completion; measure its wall time and its own peak RSS (wait4)."""
+def _measure(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int, str, str]:
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(
-            cmd, stdout=out, stderr=err, cwd=ROOT, env={**os.environ, **(env or {})}
-        )
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        stdout, stderr = out.read(), err.read()
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{stderr[-2000:]}")
-    return ProcessRun(seconds, usage.ru_maxrss / 1024, stdout, stderr)
+        return seconds, usage.ru_maxrss / 1024, proc.returncode, out.read(), err.read()
+
+
+_launcher: ProcessPoolExecutor | None = None
+
+
+def run_process(cmd: list[str], env: dict[str, str] | None = None) -> ProcessRun:
+    """Run ``cmd`` to completion; measure its wall time and its own peak RSS (wait4).
+
+    Linux carries a process's peak RSS across fork and exec, so a child forked from
+    this (large) process would report our peak, not its own. Children are therefore
+    started from a small launcher process (a forkserver worker).
+    """
+    global _launcher
+    if _launcher is None:
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload([])
+        _launcher = ProcessPoolExecutor(1, mp_context=ctx)
+    full_env = {**os.environ, **(env or {})}
+    seconds, rss, code, stdout, stderr = _launcher.submit(_measure, cmd, full_env).result()
+    if code != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {code}:\n{stderr[-2000:]}")
+    return ProcessRun(seconds, rss, stdout, stderr)
 
 
 def median_process(cmd: list[str], repeats: int, warmup: int = 1) -> ProcessRun:

@@ -64,6 +64,8 @@ class Classifier:
         threads: intra-op threads for the CPU provider; None lets onnxruntime choose.
         invert: "auto" inverts images with a light background (product photos),
             "always" or "never" force it.
+        spinning: let idle engine threads busy-wait for the next batch (fastest when
+            the engine has the CPU to itself; turn off when decoder processes share it).
 
     Raises:
         ModelError: the model is unreadable or not [N,1,28,28] -> [N,10].
@@ -78,12 +80,13 @@ class Classifier:
         batch_size: int = DEFAULT_BATCH,
         threads: int | None = None,
         invert: Invert = "auto",
+        spinning: bool = True,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         should_invert(np.zeros((2, 2), np.uint8), invert)  # validates the choice early
         data, self.source = read_model(model)
-        self._session = create_session(data, device, threads)
+        self._session = create_session(data, device, threads, spinning)
         self.contract = check_contract(self._session, self.source)
         for message in self.contract.warnings:
             warnings.warn(f"{self.source}: {message}", stacklevel=2)

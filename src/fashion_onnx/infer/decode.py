@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -55,29 +54,55 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
-def _context() -> mp.context.BaseContext:
-    # forkserver: workers fork from a clean process, never from one running
-    # onnxruntime's threads; it preloads only what decoding needs.
-    if sys.platform.startswith("linux") or sys.platform == "darwin":
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["fashion_onnx.infer.images"])
-        return ctx
-    return mp.get_context("spawn")
+class DecodePool:
+    """Decoder worker processes, reusable across calls.
+
+    Uses Python's default start method (fork on Linux up to 3.13). The CLI creates the
+    pool before the onnxruntime session, so workers are forked from a process that has
+    no engine threads yet.
+    """
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = default_workers() if workers is None else workers
+        self._pool = mp.get_context().Pool(processes=self.workers)
+
+    def imap(self, chunks: list[tuple[list[str], Invert]]) -> Iterator[DecodedChunk]:
+        return self._pool.imap(_decode_task, chunks)
+
+    def close(self) -> None:
+        self._pool.terminate()
+        self._pool.join()
+
+    def __enter__(self) -> DecodePool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def wants_parallel(count: int, workers: int | None) -> bool:
+    """Whether ``count`` files are worth worker processes."""
+    workers = default_workers() if workers is None else workers
+    return workers > 1 and count >= PARALLEL_MIN_FILES
 
 
 def decode_files(
-    paths: Sequence[str], invert: Invert = "auto", workers: int | None = None
+    paths: Sequence[str],
+    invert: Invert = "auto",
+    workers: int | None = None,
+    pool: DecodePool | None = None,
 ) -> Iterator[DecodedChunk]:
     """Yield ``DecodedChunk``s covering ``paths`` in order.
 
-    Uses ``workers`` processes (default: the CPUs this process may use) when there are
-    enough files to pay for them; otherwise decodes in this process.
+    Uses ``pool`` when given; otherwise ``workers`` processes (default: the CPUs this
+    process may use) when there are enough files to pay for them, else this process.
     """
-    workers = default_workers() if workers is None else workers
     chunks = [(list(paths[i : i + CHUNK]), invert) for i in range(0, len(paths), CHUNK)]
-    if workers <= 1 or len(paths) < PARALLEL_MIN_FILES:
+    if pool is not None:
+        yield from pool.imap(chunks)
+    elif wants_parallel(len(paths), workers):
+        with DecodePool(min(workers or default_workers(), len(chunks))) as own:
+            yield from own.imap(chunks)
+    else:
         for chunk in chunks:
             yield _decode_task(chunk)
-        return
-    with _context().Pool(processes=min(workers, len(chunks))) as pool:
-        yield from pool.imap(_decode_task, chunks)

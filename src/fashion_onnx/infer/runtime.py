@@ -56,8 +56,12 @@ def gpu_present() -> bool:
     return True
 
 
-def session_options(threads: int | None) -> ort.SessionOptions:
+def session_options(threads: int | None, spinning: bool = True) -> ort.SessionOptions:
+    """Options for every session. ``spinning=False`` stops idle engine threads from
+    busy-waiting, which matters when decoder processes need the same cores."""
     options = ort.SessionOptions()
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL  # a chain of Gemms: no branches
     options.inter_op_num_threads = 1
@@ -87,7 +91,9 @@ def _cuda_session(model: bytes, options: ort.SessionOptions) -> ort.InferenceSes
     return session if session.get_providers()[0] == CUDA else None
 
 
-def create_session(model: bytes, device: str, threads: int | None) -> ort.InferenceSession:
+def create_session(
+    model: bytes, device: str, threads: int | None, spinning: bool = True
+) -> ort.InferenceSession:
     """Create a session on ``device``; decide by the providers the session really got.
 
     Raises:
@@ -96,7 +102,7 @@ def create_session(model: bytes, device: str, threads: int | None) -> ort.Infere
     """
     if device not in DEVICES:
         raise DeviceError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
-    options = session_options(threads)
+    options = session_options(threads, spinning)
     if device in ("auto", "cuda"):
         session = _cuda_session(model, options)
         if session is not None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fashion_onnx.infer.classifier import Classifier
-from fashion_onnx.infer.decode import decode_files
+from fashion_onnx.infer.decode import DecodePool, decode_files
 
 
 @dataclass(frozen=True)
@@ -19,10 +19,16 @@ class ChunkResult:
 
 
 def classify_files(
-    classifier: Classifier, paths: Sequence[str], workers: int | None = None
+    classifier: Classifier,
+    paths: Sequence[str],
+    workers: int | None = None,
+    pool: DecodePool | None = None,
 ) -> Iterator[ChunkResult]:
-    """Yield results for ``paths`` a chunk at a time; memory stays flat however many there are."""
-    chunks = decode_files(paths, classifier.invert, workers)
+    """Yield results for ``paths`` a chunk at a time; memory stays flat however many there are.
+
+    Decoding runs in ``pool``, or in ``workers`` processes, or here (see ``decode_files``).
+    """
+    chunks = decode_files(paths, classifier.invert, workers, pool)
     for chunk in chunks:
         (probs,) = classifier.predict_array_batches([chunk.images])
         good = [p for p, ok in zip(chunk.paths, chunk.ok, strict=True) if ok]
