@@ -16,7 +16,7 @@ from pathlib import Path
 from bench import cold_start, end_to_end, engine, scaling, training
 from bench.common import ROOT, WORK, machine_facts
 from bench.inputs import linked_folder, png_folder
-from bench.report import markdown
+from bench.report import markdown, update_readme
 
 CHECKPOINT = ROOT / "models" / "fashion_mlp.pth"
 SECTIONS = ("training", "engine", "end_to_end", "cold_start", "scaling")
@@ -77,6 +77,8 @@ def main() -> None:
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     table = markdown(results)
     (args.out / "results.md").write_text(table)
+    if not args.quick and args.only == list(SECTIONS):
+        update_readme(ROOT / "README.md", table)
     print(table)
 
 

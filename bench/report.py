@@ -69,3 +69,14 @@ def markdown(r: dict) -> str:
             f"| {ratios} | throughput within 20%, RSS flat | {_yes(s['met'])} |"
         )
     return "\n".join(lines) + "\n"
+
+
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def update_readme(readme_path, table: str) -> None:  # noqa: ANN001 - a Path
+    """Put ``table`` between the README's bench markers."""
+    text = readme_path.read_text()
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    readme_path.write_text(f"{head}{START}\n{table}{END}{tail}")
