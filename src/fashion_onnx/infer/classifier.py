@@ -152,6 +152,11 @@ class Classifier:
         elif images.dtype.kind == "f":
             if images.size and not np.isfinite(images).all():
                 raise ValueError("float images contain NaN or infinity")
+            if images.size and (images.min() < 0 or images.max() > 1):
+                raise ValueError(
+                    f"float images must lie in [0, 1] (found {images.min():g}..{images.max():g}); "
+                    "divide by 255 or pass uint8"
+                )
         else:
             raise ValueError(f"array dtype {images.dtype}: expected uint8 or a float type")
         if self.invert == "never":

@@ -1,0 +1,30 @@
+"""Smoke test: every benchmark script still runs end to end (small inputs, no timing asserts)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_bench_quick_runs_every_section(tmp_path: Path) -> None:
+    readme_before = (ROOT / "README.md").read_text()
+    subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["quick"] is True
+    for section in ("training", "engine", "end_to_end", "cold_start", "scaling"):
+        assert section in results, section
+    assert results["cold_start"]["heavy_modules_imported"] is False
+    assert [row["batch"] for row in results["engine"]["rows"]] == [1, 64, 1024]
+    assert "QUICK smoke run" in (tmp_path / "results.md").read_text()
+    assert (ROOT / "README.md").read_text() == readme_before, "a quick run leaves the README alone"
