@@ -69,7 +69,8 @@ def _tiny_model(path: Path, in_shape: list, out_shape: list) -> Path:
     return path
 
 
-def test_a_1000_class_model_is_refused_with_both_signatures(tmp_path: Path) -> None:
+def test_a_1000_class_model_is_refused_with_both_signatures(tmp_path: Path, real_png) -> None:
+    (tmp_path / "shoe.png").write_bytes(real_png)
     path = _tiny_model(tmp_path / "big.onnx", ["N", 1, 28, 28], ["N", 1000])
     result = runner.invoke(infer_cli.app, [str(tmp_path), "--model", str(path)])
     assert result.exit_code == 2

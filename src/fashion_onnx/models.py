@@ -78,14 +78,21 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor
     data = path.read_bytes()
     if not data:
         raise CheckpointError(f"{path}: the file is empty (0 bytes), not a checkpoint")
+    if not (data.startswith(b"PK\x03\x04") or data.startswith(b"\x80")):
+        kind = " (it looks like an ONNX model)" if data.startswith(b"\x08") else ""
+        raise CheckpointError(
+            f"{path}: not a readable PyTorch checkpoint: neither torch.save's zip format "
+            f"nor a pickle{kind}"
+        )
     try:
         obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        lines = [line.strip() for line in str(exc).splitlines()]
+        detail = next((line for line in lines if "Unsupported global" in line), lines[0])
         raise CheckpointError(
             f"{path}: refused to load: the file holds Python objects that are not plain "
             f"tensors, and loading them could run arbitrary code (weights_only=True). "
-            f"Only load checkpoints you trust. Detail: {first}"
+            f"Only load checkpoints you trust. Detail: {detail}"
         ) from None
     except Exception as exc:  # noqa: BLE001 - any parse failure of untrusted bytes
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
