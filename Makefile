@@ -6,7 +6,7 @@ BASE_VENV := .venv-base
 VENV := .venv
 DATA_DEB := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 
-.PHONY: demo test lint data model bench clean
+.PHONY: demo test lint data browser js model bench web clean
 
 $(BASE_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(BASE_VENV)
@@ -33,10 +33,29 @@ data:
 		echo "FashionMNIST is missing. Run: sudo apt-get install dataset-fashion-mnist"; exit 2; \
 	fi
 
+# Debian's Chromium for the browser test (Playwright drives it; no browser download).
+browser:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+		echo "Chromium is missing. Run: sudo apt-get install chromium"; exit 2; \
+	fi
+
+# npm packages of the Node example and the web page, from their lock files.
+# onnxruntime-node's install script would fetch CUDA binaries; its CPU ones ship inside.
+examples/node/node_modules/.installed: examples/node/package-lock.json
+	cd examples/node && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --ignore-scripts
+	touch $@
+web/node_modules/.installed: web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --ignore-scripts
+	touch $@
+js: examples/node/node_modules/.installed web/node_modules/.installed
+
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests bench scripts
 
-test: $(VENV)/.installed data lint
+test: $(VENV)/.installed data browser js lint
 	$(VENV)/bin/python -m pytest
 
 # Rebuild the embedded model from scratch: train with the default recipe (seed 0),
@@ -48,5 +67,9 @@ model: $(VENV)/.installed data
 bench: $(VENV)/.installed data
 	$(VENV)/bin/python -m bench
 
+# Serve the page at http://localhost:8000/web/ (the repository root, for the model file).
+web: web/node_modules/.installed
+	$(PYTHON) -m http.server 8000 --bind 127.0.0.1
+
 clean:
-	rm -rf $(VENV) $(BASE_VENV) build *.egg-info
+	rm -rf $(VENV) $(BASE_VENV) build *.egg-info examples/node/node_modules web/node_modules
