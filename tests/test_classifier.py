@@ -150,8 +150,12 @@ def test_a_model_without_metadata_runs_on_defaults_with_a_warning(tmp_path, samp
     del proto.metadata_props[:]
     path = tmp_path / "bare.onnx"
     onnx.save(proto, path)
-    with pytest.warns(UserWarning, match="class_names missing or malformed"):
+    with pytest.warns(UserWarning) as caught:
         bare = Classifier(path, device="cpu")
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 3, messages
+    for key in ("class_names", "input_scale", "background"):
+        assert any(f"{key} missing or malformed" in m for m in messages), key
     images, _ = sample
     np.testing.assert_array_equal(
         bare.predict(images).probabilities, Classifier(device="cpu").predict(images).probabilities
