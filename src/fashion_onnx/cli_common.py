@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import NoReturn, TypeVar
+from pathlib import Path
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
 
@@ -15,6 +16,17 @@ EXIT_INPUT_FAILED = 1  # some inputs failed; the rest were processed
 EXIT_USAGE = 2  # usage or configuration error; nothing (or nothing trusted) was produced
 
 T = TypeVar("T")
+
+# --data-dir, shared by fashion-train and fashion-export.
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        file_okay=False,
+        help="Holds FashionMNIST/raw/. [default: $FASHION_ONNX_DATA_DIR or ~/.cache/fashion-onnx]",
+        show_default=False,
+    ),
+]
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:

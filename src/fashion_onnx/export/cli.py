@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from fashion_onnx.cli_common import run_reporting_errors
+from fashion_onnx.cli_common import DataDirOption, run_reporting_errors
 from fashion_onnx.constants import DEFAULT_OPSET
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
@@ -47,14 +47,7 @@ def export_command(
         float,
         typer.Option(min=0.0, help="Largest test-accuracy loss (points) allowed for a variant."),
     ] = 0.3,
-    data_dir: Annotated[
-        Path | None,
-        typer.Option(
-            file_okay=False,
-            help="Where FashionMNIST is. [default: $FASHION_ONNX_DATA_DIR or ~/.cache/fashion-onnx]",  # noqa: E501
-            show_default=False,
-        ),
-    ] = None,
+    data_dir: DataDirOption = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the report as JSON on stdout.")
     ] = False,

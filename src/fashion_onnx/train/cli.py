@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from fashion_onnx.cli_common import run_reporting_errors
+from fashion_onnx.cli_common import DataDirOption, run_reporting_errors
 from fashion_onnx.train.config import TrainConfig
 
 DEFAULTS = TrainConfig()
@@ -34,14 +34,7 @@ def train_command(
     seed: Annotated[
         int, typer.Option(help="Seeds weights, shuffling and dropout.")
     ] = DEFAULTS.seed,
-    data_dir: Annotated[
-        Path | None,
-        typer.Option(
-            file_okay=False,
-            help="Holds FashionMNIST/raw/. [default: $FASHION_ONNX_DATA_DIR or ~/.cache/fashion-onnx]",  # noqa: E501
-            show_default=False,
-        ),
-    ] = None,
+    data_dir: DataDirOption = None,
     download: Annotated[
         bool, typer.Option(help="Try torchvision's download if no local copy is found.")
     ] = True,
