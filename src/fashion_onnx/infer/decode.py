@@ -1,7 +1,7 @@
 """Decode image files in parallel worker processes, in order, a chunk at a time.
 
-Pillow decodes a small PNG in about 0.1 ms and the engine classifies one in about
-0.01 ms, so decoding is the bottleneck: spread it over processes and keep the
+Pillow decodes a 28x28 PNG in about 60 us here and the engine classifies one in
+about 7 us, so decoding is the bottleneck: spread it over processes and keep the
 engine fed with whole chunks.
 """
 
