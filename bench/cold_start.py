@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.common import BIN, PYTHON, median_process, run_process
+from bench.common import BIN, PYTHON, median_processes, run_process
 
 
 def run(image: Path, checkpoint: Path, quick: bool) -> dict:
     repeats = 1 if quick else 5
-    ours = median_process([str(BIN / "fashion-infer"), str(image), "--no-progress"], repeats)
-    theirs = median_process(
-        [PYTHON, "-m", "bench.quickstart_predict", str(checkpoint), str(image)], repeats
+    ours, theirs = median_processes(
+        [
+            [str(BIN / "fashion-infer"), str(image), "--no-progress"],
+            [PYTHON, "-m", "bench.quickstart_predict", str(checkpoint), str(image)],
+        ],
+        repeats,
     )
     # Every module the real entry point imports, from CPython's own import log.
     traced = run_process(

@@ -81,12 +81,17 @@ def run_process(cmd: list[str], env: dict[str, str] | None = None) -> ProcessRun
     return ProcessRun(seconds, rss, stdout, stderr)
 
 
-def median_process(cmd: list[str], repeats: int, warmup: int = 1) -> ProcessRun:
-    """The run with the median wall time, after warm-up runs."""
+def median_processes(cmds: list[list[str]], repeats: int, warmup: int = 1) -> list[ProcessRun]:
+    """For each command, the run with the median wall time. The commands run in turns
+    (A B A B ...) after warm-up runs, so a drift in the machine's load hits each alike."""
     for _ in range(warmup):
-        run_process(cmd)
-    runs = sorted((run_process(cmd) for _ in range(repeats)), key=lambda r: r.seconds)
-    return runs[len(runs) // 2]
+        for cmd in cmds:
+            run_process(cmd)
+    runs: list[list[ProcessRun]] = [[] for _ in cmds]
+    for _ in range(repeats):
+        for i, cmd in enumerate(cmds):
+            runs[i].append(run_process(cmd))
+    return [sorted(r, key=lambda x: x.seconds)[len(r) // 2] for r in runs]
 
 
 def cpu_model() -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.common import BIN, PYTHON, WORK, median_process, run_process, usable_cpus
+from bench.common import BIN, PYTHON, WORK, median_processes, run_process, usable_cpus
 
 
 def infer_cmd(folder: Path, out: Path) -> list[str]:
@@ -22,10 +22,13 @@ def infer_cmd(folder: Path, out: Path) -> list[str]:
 
 def run(folder: Path, checkpoint: Path, count: int, quick: bool) -> dict:
     workers = usable_cpus()
-    repeats = 1 if quick else 3
-    ours = median_process(infer_cmd(folder, WORK / "e2e.csv"), repeats)
-    decode = median_process(
-        [PYTHON, "-m", "bench.decode_only", str(folder), "--workers", str(workers)], repeats
+    repeats = 1 if quick else 7
+    ours, decode = median_processes(
+        [
+            infer_cmd(folder, WORK / "e2e.csv"),
+            [PYTHON, "-m", "bench.decode_only", str(folder), "--workers", str(workers)],
+        ],
+        repeats,
     )
     loop = run_process([PYTHON, "-m", "bench.quickstart_predict", str(checkpoint), str(folder)])
     assert decode.json()["files"] == loop.json()["files"] == count

@@ -64,6 +64,12 @@ def markdown(r: dict) -> str:
             f"{row['throughput_vs_smallest']:.2f}x / {row['rss_vs_smallest']:.2f}x"
             for row in s["rows"]
         )
+        marginal = ", ".join(
+            f"{row['marginal_images_per_s']:,.0f}"
+            for row in s["rows"]
+            if "marginal_images_per_s" in row
+        )
+        ratios += f" (per-image rate between sizes, start-up excluded: {marginal} img/s)"
         lines.append(
             f"| 5 | scaling (throughput, peak RSS) | {cells} | itself at the smallest size "
             f"| {ratios} | throughput within 20%, RSS flat | {_yes(s['met'])} |"

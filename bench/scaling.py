@@ -12,26 +12,32 @@ from pathlib import Path
 from bench.common import WORK, run_process
 from bench.end_to_end import infer_cmd
 
-REPORTED = re.compile(r"([\d,]+) images/s")
+REPORTED = re.compile(r"([\d,]+) images/s \(([\d.]+)s\)")
 
 
 def run(folders: dict[int, Path]) -> dict:
     rows = []
     for count, folder in sorted(folders.items()):
         result = run_process(infer_cmd(folder, WORK / f"scale-{count}.csv"))
-        reported = float(REPORTED.search(result.stderr).group(1).replace(",", ""))
+        match = REPORTED.search(result.stderr)
         rows.append(
             {
                 "images": count,
                 "process_images_per_s": count / result.seconds,
-                "reported_images_per_s": reported,
+                "reported_images_per_s": float(match.group(1).replace(",", "")),
+                "reported_seconds": float(match.group(2)),
                 "peak_rss_mb": result.peak_rss_mb,
             }
         )
     base = rows[0]
-    for row in rows:
+    for previous, row in zip([None, *rows], rows, strict=False):
         row["throughput_vs_smallest"] = row["reported_images_per_s"] / base["reported_images_per_s"]
         row["rss_vs_smallest"] = row["peak_rss_mb"] / base["peak_rss_mb"]
+        if previous is not None:  # the per-image rate once start-up costs are paid
+            added = row["images"] - previous["images"]
+            row["marginal_images_per_s"] = added / (
+                row["reported_seconds"] - previous["reported_seconds"]
+            )
     return {
         "rows": rows,
         "targets": {"throughput_vs_smallest": "0.8 .. 1.2", "peak_rss": "does not grow; < 400 MB"},
