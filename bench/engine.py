@@ -7,7 +7,9 @@ run) divided by the MLP's 1.337 MFLOP per image.
 
 from __future__ import annotations
 
+import statistics
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -26,7 +28,8 @@ def sgemm_gflops(size: int = 2048, repeats: int = 5) -> float:
     return 2 * size**3 / seconds / 1e9
 
 
-def ort_throughput(path, images: np.ndarray, batch: int, threads: int, repeats: int) -> float:
+def ort_pass(path, images: np.ndarray, batch: int, threads: int) -> Callable[[], None]:
+    """One pass over ``images`` through onnxruntime, ``batch`` at a time."""
     import onnxruntime as ort
 
     from fashion_onnx.infer.runtime import session_options
@@ -39,12 +42,11 @@ def ort_throughput(path, images: np.ndarray, batch: int, threads: int, repeats: 
         for start in range(0, len(images), batch):
             session.run(["probabilities"], {"input": images[start : start + batch]})
 
-    return len(images) / median_seconds(go, repeats)
+    return go
 
 
-def torch_throughput(
-    checkpoint, images: np.ndarray, batch: int, threads: int, repeats: int
-) -> float:
+def torch_pass(checkpoint, images: np.ndarray, batch: int, threads: int) -> Callable[[], None]:
+    """The same pass in torch eager, ``torch.inference_mode``, the same thread count."""
     import torch
 
     from fashion_onnx.models import load_model
@@ -58,12 +60,28 @@ def torch_throughput(
             for start in range(0, len(x), batch):
                 torch.softmax(model(x[start : start + batch]), dim=1)
 
-    return len(images) / median_seconds(go, repeats)
+    return go
+
+
+def throughputs(
+    passes: dict[str, Callable[[], None]], count: int, repeats: int
+) -> dict[str, float]:
+    """Images/s of each pass: medians of ``repeats`` rounds, each round running every pass
+    once in turn (after one warm-up round), so load drifts hit all of them alike."""
+    times: dict[str, list[float]] = {name: [] for name in passes}
+    for round_ in range(repeats + 1):
+        for name, go in passes.items():
+            time.sleep(0.1)  # let the previous engine's threads stop spinning
+            start = time.perf_counter()
+            go()
+            if round_:
+                times[name].append(time.perf_counter() - start)
+    return {name: count / statistics.median(t) for name, t in times.items()}
 
 
 def run(files: dict[str, object], checkpoint, images: np.ndarray, quick: bool) -> dict:
     threads = usable_cpus()
-    repeats = 2 if quick else 5
+    repeats = 2 if quick else 7
     if quick:
         images = images[:1024]
     started = time.perf_counter()
@@ -71,12 +89,10 @@ def run(files: dict[str, object], checkpoint, images: np.ndarray, quick: bool) -
     roofline = gflops * 1e9 / FLOP_PER_IMAGE
     rows = []
     for batch in BATCHES:
-        row = {
-            "batch": batch,
-            "torch": torch_throughput(checkpoint, images, batch, threads, repeats),
-        }
+        passes = {"torch": torch_pass(checkpoint, images, batch, threads)}
         for precision, path in files.items():
-            row[precision] = ort_throughput(path, images, batch, threads, repeats)
+            passes[precision] = ort_pass(path, images, batch, threads)
+        row = {"batch": batch, **throughputs(passes, len(images), repeats)}
         row["fp32_vs_torch"] = row["fp32"] / row["torch"]
         row["fp32_vs_roofline"] = row["fp32"] / roofline
         row["int8_vs_fp32"] = row["int8"] / row["fp32"]

@@ -12,7 +12,13 @@ from PIL import Image
 
 from fashion_onnx.constants import IMAGE_SIZE, INPUT_NAME
 from fashion_onnx.errors import ImageError
-from fashion_onnx.infer.images import Invert, load_image, should_invert, to_model_image
+from fashion_onnx.infer.images import (
+    Invert,
+    check_invert,
+    load_image,
+    should_invert,
+    to_model_image,
+)
 from fashion_onnx.infer.runtime import check_contract, create_session, read_model
 
 DEFAULT_BATCH = 512  # the engine's sweet spot on CPU; see bench/ for the measurement
@@ -84,7 +90,7 @@ class Classifier:
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        should_invert(np.zeros((2, 2), np.uint8), invert)  # validates the choice early
+        check_invert(invert)
         data, self.source = read_model(model)
         self._session = create_session(data, device, threads, spinning)
         self.contract = check_contract(self._session, self.source)
@@ -112,11 +118,15 @@ class Classifier:
         return out.astype(np.float32, copy=False)
 
     def _to_input(self, images: np.ndarray) -> np.ndarray:
-        """uint8 or float (n, 28, 28), dark background -> the model's float32 (n, 1, 28, 28)."""
+        """uint8, or float in [0, 1], (n, 28, 28), dark background -> the model's float32
+        (n, 1, 28, 28): pixel / divide_by, as the model's metadata says."""
+        divide_by = np.float32(self.contract.divide_by)
         if images.dtype == np.uint8:
-            x = images.astype(np.float32) / np.float32(self.contract.divide_by)
+            x = images.astype(np.float32) / divide_by
         else:
             x = images.astype(np.float32, copy=False)
+            if divide_by != 255:  # floats in [0, 1] are pixel / 255
+                x = x * (np.float32(255) / divide_by)
         if self.contract.background == "light":
             x = 1.0 - x
         return x.reshape(len(x), 1, IMAGE_SIZE, IMAGE_SIZE)

@@ -37,9 +37,14 @@ def has_light_background(gray: np.ndarray) -> bool:
     return bool(border_sum > border_count * full_scale / 2)
 
 
-def should_invert(gray: np.ndarray, invert: Invert) -> bool:
+def check_invert(invert: str) -> None:
+    """Raise ValueError unless ``invert`` is auto, always or never."""
     if invert not in INVERT_CHOICES:
         raise ValueError(f"invert must be one of {INVERT_CHOICES}, got {invert!r}")
+
+
+def should_invert(gray: np.ndarray, invert: Invert) -> bool:
+    check_invert(invert)
     return invert == "always" or (invert == "auto" and has_light_background(gray))
 
 
