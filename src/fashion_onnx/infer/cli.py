@@ -27,10 +27,16 @@ def _choice(value: str, choices: tuple[str, ...], option: str) -> str:
     return value
 
 
-@app.command(help=__doc__)
+@app.command(
+    help="Classify image files with the ONNX model (torch-free).\n\n"
+    "Exit status: 0 every input was classified; 1 some inputs failed (each named on "
+    "stderr), the rest were classified; 2 usage or configuration error (no inputs found, "
+    "missing or incompatible model, unusable device)."
+)
 def infer_command(
     paths: Annotated[
-        list[str], typer.Argument(help="Image files, directories (recursive) or globs.")
+        list[str],
+        typer.Argument(metavar="PATH", help="Image files, directories (recursive) or globs."),
     ],
     model: Annotated[
         Path | None,
