@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 def _yes(met: object) -> str:
     return "yes" if met is True else "no" if met is False else str(met)
@@ -80,7 +82,7 @@ def markdown(r: dict) -> str:
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
-def update_readme(readme_path, table: str) -> None:  # noqa: ANN001 - a Path
+def update_readme(readme_path: Path, table: str) -> None:
     """Put ``table`` between the README's bench markers."""
     text = readme_path.read_text()
     head, rest = text.split(START, 1)

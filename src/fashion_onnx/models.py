@@ -94,7 +94,7 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor
             f"tensors, and loading them could run arbitrary code (weights_only=True). "
             f"Only load checkpoints you trust. Detail: {detail}"
         ) from None
-    except Exception as exc:  # noqa: BLE001 - any parse failure of untrusted bytes
+    except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
             f"{path}: not a readable PyTorch checkpoint (truncated, corrupt, or another "

@@ -6,8 +6,10 @@ import contextlib
 import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import typer
 
@@ -52,7 +54,7 @@ def is_an_input(output: Path, inputs: list[str]) -> bool:
 
 
 @contextlib.contextmanager
-def open_output(output: Path | None):  # noqa: ANN201 - yields a text stream
+def open_output(output: Path | None) -> Iterator[TextIO]:
     """stdout, or a file that appears (atomically) only once everything is written."""
     if output is None:
         yield sys.stdout

@@ -79,12 +79,12 @@ def _cuda_session(model: bytes, options: ort.SessionOptions) -> ort.InferenceSes
     if hasattr(ort, "preload_dlls"):  # CUDA/cuDNN from the nvidia-* wheels, without torch
         try:
             ort.preload_dlls()
-        except Exception:  # noqa: BLE001 - missing DLLs just mean no CUDA
+        except Exception:
             pass
     ort.set_default_logger_severity(4)  # a failed CUDA load is expected here, not news
     try:
         session = ort.InferenceSession(model, options, providers=[CUDA, CPU])
-    except Exception:  # noqa: BLE001
+    except Exception:
         return None
     finally:
         ort.set_default_logger_severity(2)
@@ -116,7 +116,7 @@ def create_session(
             )
     try:
         return ort.InferenceSession(model, options, providers=[CPU])
-    except Exception as exc:  # noqa: BLE001 - onnxruntime raises several kinds for bad files
+    except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"not a loadable ONNX model: {first}") from None
 

@@ -8,15 +8,15 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.ticker import MaxNLocator
 
-from fashion_onnx.constants import CLASS_NAMES  # noqa: E402
-from fashion_onnx.fileio import atomic_path  # noqa: E402
-from fashion_onnx.train.data import FashionData, to_input  # noqa: E402
-from fashion_onnx.train.loop import TrainResult  # noqa: E402
+from fashion_onnx.constants import CLASS_NAMES
+from fashion_onnx.fileio import atomic_path
+from fashion_onnx.train.data import FashionData, to_input
+from fashion_onnx.train.loop import TrainResult
 
 CURVES_PNG = "training_curves.png"
 CLASS_BARS_PNG = "class_accuracy.png"
