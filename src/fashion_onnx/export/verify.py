@@ -88,7 +88,7 @@ def accuracy(scores: np.ndarray, labels: np.ndarray | None) -> float | None:
 
 
 def compare_with_torch(
-    model: nn.Module,
+    expected: tuple[np.ndarray, np.ndarray],
     path: Path,
     images: np.ndarray,
     labels: np.ndarray | None,
@@ -96,13 +96,16 @@ def compare_with_torch(
     data: str,
     atol: float,
 ) -> tuple[Parity, list[str]]:
-    """Run the file at batch sizes 1, 2, 7, 64 and all-at-once against torch.
+    """Run the file at batch sizes 1, 2, 7, 64 and all-at-once against torch's outputs.
+
+    Args:
+        expected: torch's (logits, probabilities) for ``images`` (``torch_outputs``).
 
     Returns:
         The parity figures and the list of every failure (empty when it passes):
         logits or probabilities off by more than ``atol``, or any top-1 that differs.
     """
-    expected_logits, expected_probs = torch_outputs(model, images)
+    expected_logits, expected_probs = expected
     session = cpu_session(path)
     batch_sizes = (*VERIFY_BATCH_SIZES, len(images))
     problems: list[str] = []
