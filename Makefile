@@ -1,14 +1,17 @@
 # Two commands set everything up on a fresh machine:
 #   make demo   - base install only (no torch), classify samples/ with the embedded model
-#   make test   - full install ([train,dev]), real FashionMNIST, lint and the test suite
+#   make test   - full install ([train,dev]), real FashionMNIST, lint, the whole test suite,
+#                 then the torch-free tests again in an environment without torch
 PYTHON ?= python3
 BASE_VENV := .venv-base
+LIGHT_VENV := .venv-light
 VENV := .venv
 DATA_DEB := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
+SOURCES := pyproject.toml $(shell find src -name '*.py' -o -name '*.onnx')
 
-.PHONY: demo test lint data browser js model bench web clean
+.PHONY: demo test test-fast test-light lint data browser js model bench web clean
 
-$(BASE_VENV)/.installed: pyproject.toml
+$(BASE_VENV)/.installed: $(SOURCES)
 	$(PYTHON) -m venv $(BASE_VENV)
 	$(BASE_VENV)/bin/pip install --quiet --upgrade pip
 	$(BASE_VENV)/bin/pip install --quiet .
@@ -54,9 +57,27 @@ js: examples/node/node_modules/.installed web/node_modules/.installed
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests bench scripts
+	$(VENV)/bin/mypy
 
 test: $(VENV)/.installed data browser js lint
 	$(VENV)/bin/python -m pytest
+	$(MAKE) test-light
+
+# Everything but the tests marked slow (benchmark smoke run, browser).
+test-fast: $(VENV)/.installed data js
+	$(VENV)/bin/python -m pytest -m "not slow"
+
+# The torch-free tests in an environment without torch: the base install plus the test
+# tools. Tests that need torch skip themselves there, and pytest says which.
+$(LIGHT_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(LIGHT_VENV)
+	$(LIGHT_VENV)/bin/pip install --quiet --upgrade pip
+	$(LIGHT_VENV)/bin/pip install --quiet -e '.[test]'
+	touch $@
+test-light: $(LIGHT_VENV)/.installed data browser js
+	@$(LIGHT_VENV)/bin/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('torch') is not None)" \
+		|| { echo "torch is installed in $(LIGHT_VENV); it must not be"; exit 1; }
+	$(LIGHT_VENV)/bin/python -m pytest
 
 # Rebuild the embedded model from scratch: train with the default recipe (seed 0),
 # then export and verify it into the package.
@@ -72,4 +93,4 @@ web: web/node_modules/.installed
 	$(PYTHON) -m http.server 8000 --bind 127.0.0.1
 
 clean:
-	rm -rf $(VENV) $(BASE_VENV) build *.egg-info examples/node/node_modules web/node_modules
+	rm -rf $(VENV) $(BASE_VENV) $(LIGHT_VENV) build *.egg-info examples/node/node_modules web/node_modules

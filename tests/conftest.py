@@ -1,16 +1,32 @@
 """Shared fixtures. Tests are offline; real FashionMNIST comes from the data dir or
-Debian's ``dataset-fashion-mnist`` package (``make test`` and ``.ci/run`` install it)."""
+Debian's ``dataset-fashion-mnist`` package (``make test`` and ``.ci/run`` install it).
+
+The torch-free fixtures read the IDX files with numpy, so the inference tests run in
+the base install; fixtures that need torch skip the tests that use them when it is absent.
+"""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch", reason="the [train] extra is not installed")
+from fashion_onnx.errors import DataNotFoundError
+from fashion_onnx.fashion_mnist import load_split
+
+
+@pytest.fixture(scope="session")
+def test_set() -> tuple[np.ndarray, np.ndarray]:
+    """The 10,000 real test images (uint8, (N, 28, 28)) and labels, read without torch."""
+    try:
+        return load_split("test")
+    except DataNotFoundError as exc:
+        pytest.fail(f"real FashionMNIST is needed: {exc}")
 
 
 @pytest.fixture(scope="session")
 def fashion_data():
-    """Both real splits, in memory, loaded once per test session (no download)."""
+    """Both real splits as torch tensors, loaded once per test session (no download)."""
+    pytest.importorskip("torch", reason="the [train] extra is not installed")
     from fashion_onnx.train.data import load_fashion_mnist
 
     return load_fashion_mnist(download=False)

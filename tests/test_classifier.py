@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fashion_onnx.errors import DeviceError, ImageError, ModelError
+from fashion_onnx.errors import DeviceError, ImageError, InvalidArgumentError, ModelError
 from fashion_onnx.infer import Classifier
+from fashion_onnx.infer.contract import default_model_path
 from fashion_onnx.infer.runtime import gpu_present
 
 
@@ -13,14 +14,16 @@ def classifier() -> Classifier:
 
 
 @pytest.fixture(scope="module")
-def sample(fashion_data) -> tuple[np.ndarray, np.ndarray]:
+def sample(test_set) -> tuple[np.ndarray, np.ndarray]:
     """300 real test images (uint8) and their labels."""
-    return fashion_data.test_images[:300].numpy(), fashion_data.test_labels[:300].numpy()
+    images, labels = test_set
+    return images[:300], labels[:300]
 
 
-def test_the_embedded_model_scores_at_least_89_5_on_the_real_test_set(classifier, fashion_data):
-    result = classifier.predict(fashion_data.test_images.numpy())
-    accuracy = (result.labels == fashion_data.test_labels.numpy()).mean()
+def test_the_embedded_model_scores_at_least_89_5_on_the_real_test_set(classifier, test_set):
+    images, labels = test_set
+    result = classifier.predict(images)
+    accuracy = (result.labels == labels).mean()
     assert accuracy >= 0.895, accuracy
     assert classifier.provider == "CPUExecutionProvider"
     assert result.class_names[9] == "Ankle boot"  # from the model's metadata
@@ -70,9 +73,8 @@ def test_top_k_is_sorted_and_consistent(classifier, sample) -> None:
     np.testing.assert_allclose(result.probabilities.sum(1), 1, atol=1e-5)
 
 
-def test_inverted_and_resized_images_score_like_the_originals(classifier, fashion_data, tmp_path):
-    images = fashion_data.test_images[:500].numpy()
-    labels = fashion_data.test_labels[:500].numpy()
+def test_inverted_and_resized_images_score_like_the_originals(classifier, test_set, tmp_path):
+    images, labels = test_set[0][:500], test_set[1][:500]
     paths = []
     for i, pixels in enumerate(images):  # a product-photo look: dark garment on white, 3x size
         photo = Image.fromarray(255 - pixels, mode="L").resize((84, 84), Image.LANCZOS)
@@ -102,7 +104,7 @@ def test_a_bad_file_in_the_api_names_itself(classifier, tmp_path) -> None:
     ],
 )
 def test_bad_arrays_are_refused_with_the_reason(classifier, array, message) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InvalidArgumentError, match=message):
         classifier.predict(array)
 
 
@@ -126,7 +128,7 @@ def test_cuda_matches_cpu(sample) -> None:
 
 
 def test_a_model_with_another_signature_is_refused(tmp_path) -> None:
-    import onnx
+    onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper
 
     x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 224, 224])
@@ -142,9 +144,7 @@ def test_a_model_with_another_signature_is_refused(tmp_path) -> None:
 
 
 def test_a_model_without_metadata_runs_on_defaults_with_a_warning(tmp_path, sample) -> None:
-    import onnx
-
-    from fashion_onnx.infer.runtime import default_model_path
+    onnx = pytest.importorskip("onnx")
 
     proto = onnx.load(str(default_model_path()))
     del proto.metadata_props[:]

@@ -1,10 +1,14 @@
+import pytest
+
+pytest.importorskip("torch", reason="needs the [train] extra")
+
 from pathlib import Path
 
-import pytest
 import torch
 
 from fashion_onnx.errors import DataNotFoundError
-from fashion_onnx.train.data import DEBIAN_DIR, ensure_raw_files, load_fashion_mnist, to_input
+from fashion_onnx.fashion_mnist import DEBIAN_DIR
+from fashion_onnx.train.data import ensure_raw_files, load_fashion_mnist, to_input
 
 
 def test_debian_files_are_unpacked_into_torchvision_layout(tmp_path: Path) -> None:

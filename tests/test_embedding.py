@@ -17,7 +17,7 @@ import onnxruntime as ort
 import pytest
 from PIL import Image
 
-from fashion_onnx.infer.runtime import default_model_path
+from fashion_onnx.infer.contract import default_model_path
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE_EXAMPLE = ROOT / "examples" / "node"
@@ -39,12 +39,12 @@ def python_probabilities(images: np.ndarray) -> np.ndarray:
     return session.run(["probabilities"], {"input": x})[0]
 
 
-def test_node_matches_python_on_200_real_test_images(fashion_data, tmp_path: Path) -> None:
+def test_node_matches_python_on_200_real_test_images(test_set, tmp_path: Path) -> None:
     need(shutil.which("node") is not None, "node is not installed")
     need(
         (NODE_EXAMPLE / "node_modules" / "onnxruntime-node").is_dir(), "run npm ci in examples/node"
     )
-    images = fashion_data.test_images[:200].numpy()
+    images = test_set[0][:200]
     raw = tmp_path / "images.u8"
     raw.write_bytes(images.tobytes())
     out = subprocess.run(
@@ -68,11 +68,11 @@ def test_node_matches_python_on_200_real_test_images(fashion_data, tmp_path: Pat
     assert [row["class"] for row in rows] == [names[i] for i in python.argmax(1)]
 
 
-def test_node_reads_png_files_and_names_a_bad_one(tmp_path: Path, fashion_data) -> None:
+def test_node_reads_png_files_and_names_a_bad_one(tmp_path: Path, test_set) -> None:
     need(shutil.which("node") is not None, "node is not installed")
     need((NODE_EXAMPLE / "node_modules" / "pngjs").is_dir(), "run npm ci in examples/node")
     good = tmp_path / "good.png"
-    Image.fromarray(fashion_data.test_images[0].numpy(), mode="L").save(good)
+    Image.fromarray(test_set[0][0], mode="L").save(good)
     out = subprocess.run(
         ["node", str(NODE_EXAMPLE / "classify.mjs"), str(default_model_path()), str(good)],
         capture_output=True,
@@ -82,7 +82,7 @@ def test_node_reads_png_files_and_names_a_bad_one(tmp_path: Path, fashion_data) 
     (row,) = json.loads(out.stdout)
     np.testing.assert_allclose(
         row["probabilities"],
-        python_probabilities(fashion_data.test_images[:1].numpy())[0],
+        python_probabilities(test_set[0][:1])[0],
         atol=1e-5,
     )
     bad = tmp_path / "bad.png"
@@ -112,13 +112,14 @@ def web_server():
     server.shutdown()
 
 
+@pytest.mark.slow
 def test_the_browser_page_matches_python_through_its_upload_path(
-    web_server, fashion_data, tmp_path
+    web_server, test_set, tmp_path
 ):
     need(CHROMIUM.exists(), "Debian's chromium is not installed")
     need((WEB / "node_modules" / "onnxruntime-web").is_dir(), "run npm ci in web/")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    images = fashion_data.test_images[:20].numpy()
+    images = test_set[0][:20]
     paths = []
     for i, pixels in enumerate(images):
         paths.append(tmp_path / f"test-{i:02d}.png")

@@ -1,10 +1,13 @@
+import pytest
+
+pytest.importorskip("torch", reason="needs the [train] extra")
+
 import json
 from pathlib import Path
 
 import numpy as np
 import onnx
 import onnxruntime as ort
-import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -205,3 +208,75 @@ def test_api_refuses_a_checkpoint_of_another_model(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="not a state_dict of the FashionMNIST MLP"):
         export_onnx(ckpt, tmp_path / "other.onnx")
     assert not (tmp_path / "other.onnx").exists()
+
+
+def _new_files(folder: Path, before: set[str]) -> set[str]:
+    return {p.name for p in folder.iterdir()} - before
+
+
+def test_a_variant_path_that_is_a_directory_leaves_nothing_and_exits_2(
+    tmp_path: Path, trained_checkpoint
+) -> None:
+    (tmp_path / "m.int8.onnx").mkdir()
+    before = {p.name for p in tmp_path.iterdir()}
+    result = runner.invoke(app, [str(trained_checkpoint), "-o", str(tmp_path / "m.onnx"), "--int8"])
+    assert result.exit_code == 2
+    assert (
+        result.stderr.strip()
+        == f"error: cannot write {tmp_path / 'm.int8.onnx'}: it is a directory"
+    )
+    assert _new_files(tmp_path, before) == set(), "no model.onnx, no temporary file"
+
+
+def test_a_full_disk_while_writing_a_variant_leaves_nothing_and_exits_2(
+    tmp_path: Path, trained_checkpoint, monkeypatch
+) -> None:
+    import errno
+
+    def disk_full(fp32_path, out, precision):
+        out.write_bytes(b"half a model")
+        raise OSError(errno.ENOSPC, "No space left on device", str(out))
+
+    monkeypatch.setattr(export_api, "write_variant", disk_full)
+    result = runner.invoke(
+        app, [str(trained_checkpoint), "-o", str(tmp_path / "m.onnx"), "--fp16", "--int8"]
+    )
+    assert result.exit_code == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: cannot write ") and line.endswith("No space left on device")
+    assert "Traceback" not in result.output
+    assert _new_files(tmp_path, set()) == set()
+
+
+def test_a_variant_that_loses_too_much_accuracy_leaves_nothing(
+    tmp_path: Path, trained_checkpoint, monkeypatch
+) -> None:
+    real_write = export_api.write_variant
+
+    def write_then_damage(fp32_path, out, precision):  # a really worse int8 model
+        real_write(fp32_path, out, precision)
+        proto = onnx.load(str(out))
+        weights = max(proto.graph.initializer, key=lambda t: len(t.raw_data))
+        values = onnx.numpy_helper.to_array(weights).copy()
+        values[::3] = 0  # a third of the largest weight tensor gone
+        weights.CopyFrom(onnx.numpy_helper.from_array(values, weights.name))
+        onnx.save(proto, str(out))
+
+    monkeypatch.setattr(export_api, "write_variant", write_then_damage)
+    result = runner.invoke(app, [str(trained_checkpoint), "-o", str(tmp_path / "m.onnx"), "--int8"])
+    assert result.exit_code == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: ONNX export failed verification: int8: test accuracy drops")
+    assert _new_files(tmp_path, set()) == set()
+
+
+def test_without_labels_the_drop_is_not_checked_and_it_says_so(
+    tmp_path: Path, trained_checkpoint
+) -> None:
+    with pytest.warns(UserWarning, match="int8: the accuracy drop was not checked"):
+        report = export_onnx(
+            trained_checkpoint, tmp_path / "m.onnx", use_real_data=False, precisions=("int8",)
+        )
+    (variant,) = report.variants
+    assert variant.accuracy is None and variant.accuracy_delta_points is None
+    assert variant.argmax_agreement > 0.9

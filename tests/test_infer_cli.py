@@ -18,16 +18,14 @@ SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
 
 @pytest.fixture
-def folder(tmp_path: Path, fashion_data) -> Path:
+def folder(tmp_path: Path, test_set) -> Path:
     """12 real test images as PNGs, with nested folders and an upper-case suffix."""
     root = tmp_path / "images"
     (root / "nested").mkdir(parents=True)
     for i in range(12):
         sub = root / "nested" if i % 3 == 0 else root
         suffix = ".PNG" if i % 4 == 0 else ".png"
-        Image.fromarray(fashion_data.test_images[i].numpy(), mode="L").save(
-            sub / f"{i:02d}{suffix}"
-        )
+        Image.fromarray(test_set[0][i], mode="L").save(sub / f"{i:02d}{suffix}")
     return root
 
 
@@ -173,11 +171,9 @@ def test_device_cuda_on_a_cpu_machine_is_a_clear_error(folder: Path) -> None:
     assert "Traceback" not in result.output
 
 
-def test_parallel_decoding_matches_in_process_decoding(tmp_path: Path, fashion_data) -> None:
+def test_parallel_decoding_matches_in_process_decoding(tmp_path: Path, test_set) -> None:
     for i in range(300):  # above the parallel threshold
-        Image.fromarray(fashion_data.test_images[i].numpy(), mode="L").save(
-            tmp_path / f"{i:03d}.png"
-        )
+        Image.fromarray(test_set[0][i], mode="L").save(tmp_path / f"{i:03d}.png")
     (tmp_path / "150-bad.png").write_text("bad")
     one = runner.invoke(app, [str(tmp_path), "--workers", "1", "--format", "jsonl"])
     two = runner.invoke(app, [str(tmp_path), "--workers", "2", "--format", "jsonl"])

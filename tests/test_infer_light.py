@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-HEAVY = ["torch", "torchvision", "onnx", "onnxscript", "matplotlib", "torchinfo"]
+HEAVY = ["torch", "torchvision", "onnx", "onnxscript", "matplotlib", "torchinfo", "ray"]
 
 
 def imported_after(code: str) -> set[str]:
@@ -15,7 +15,7 @@ def imported_after(code: str) -> set[str]:
 
 def test_the_infer_module_and_its_cli_stay_light() -> None:
     modules = imported_after(
-        "import fashion_onnx.infer, fashion_onnx.infer.cli, fashion_onnx.infer.stream\n"
+        "import fashion_onnx.infer, fashion_onnx.infer.cli, fashion_onnx.infer.files\n"
         "from fashion_onnx.infer import Classifier\n"
         "Classifier().predict(__import__('numpy').zeros((2, 28, 28), 'uint8'))"
     )

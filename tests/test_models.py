@@ -1,9 +1,13 @@
+import pytest
+
+pytest.importorskip("torch", reason="needs the [train] extra")
+
 from pathlib import Path
 
-import pytest
 import torch
 
 from fashion_onnx.errors import CheckpointError
+from fashion_onnx.infer.contract import default_model_path
 from fashion_onnx.models import NeuralNetwork, load_model, parameter_count
 from tests.quickstart import NeuralNetwork as QuickstartNetwork
 
@@ -92,3 +96,10 @@ def test_a_truncated_checkpoint_gets_a_clear_error(tmp_path: Path) -> None:
 def test_a_missing_checkpoint_gets_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="no such checkpoint file"):
         load_model(tmp_path / "absent.pth")
+
+
+def test_an_onnx_file_given_as_a_checkpoint_is_named_and_refused(tmp_path: Path) -> None:
+    path = tmp_path / "model.pth"
+    path.write_bytes(default_model_path().read_bytes())
+    with pytest.raises(CheckpointError, match=f"{path}: not a readable PyTorch checkpoint"):
+        load_model(path)

@@ -1,4 +1,7 @@
 import pytest
+
+pytest.importorskip("torch", reason="needs the [train] extra")
+
 import torch
 
 from fashion_onnx.errors import FashionOnnxError

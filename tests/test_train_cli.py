@@ -1,7 +1,10 @@
+import pytest
+
+pytest.importorskip("torch", reason="needs the [train] extra")
+
 import json
 from pathlib import Path
 
-import pytest
 import torch
 from typer.testing import CliRunner
 

@@ -47,3 +47,7 @@ DEFAULT_BACKGROUND = "dark"  # FashionMNIST polarity: a light garment on a dark 
 ARCHITECTURE = "MLP Flatten-784-512-ReLU-512-ReLU-10 (PyTorch quickstart NeuralNetwork)"
 
 DEFAULT_OPSET = 18  # runs on current onnxruntime, onnxruntime-node and onnxruntime-web
+
+# Export verification defaults, shared by the library and the CLI.
+DEFAULT_ATOL = 1e-5  # the largest allowed |ONNX - torch| of logits and of probabilities
+DEFAULT_MAX_DROP_POINTS = 0.3  # a variant (int8, fp16) may lose at most this much accuracy

@@ -11,6 +11,10 @@ class FashionOnnxError(Exception):
     """Base class of every error this package raises on purpose."""
 
 
+class InvalidArgumentError(FashionOnnxError, ValueError):
+    """An argument is out of range or not one of its choices; the message names both."""
+
+
 class DataNotFoundError(FashionOnnxError, FileNotFoundError):
     """FashionMNIST could not be found, unpacked or downloaded."""
 
@@ -24,9 +28,12 @@ class ExportValidationError(FashionOnnxError, ValueError):
 
     def __init__(self, mismatches: list[str]) -> None:
         self.mismatches = list(mismatches)
+        if len(self.mismatches) == 1:
+            super().__init__(f"ONNX export failed verification: {self.mismatches[0]}")
+            return
         lines = "\n".join(f"  - {m}" for m in self.mismatches)
         super().__init__(
-            f"ONNX export failed verification ({len(self.mismatches)} issue(s)):\n{lines}"
+            f"ONNX export failed verification ({len(self.mismatches)} issues):\n{lines}"
         )
 
 
@@ -40,3 +47,7 @@ class DeviceError(FashionOnnxError, RuntimeError):
 
 class ImageError(FashionOnnxError, ValueError):
     """One image could not be read. Raised per file; the batch goes on."""
+
+
+class ExportError(FashionOnnxError, OSError):
+    """An export's files could not be written (a directory in the way, a full disk, ...)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -40,10 +41,11 @@ class NeuralNetwork(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.flatten(x)  # (N, 1, 28, 28) -> (N, 784)
-        return self.linear_relu_stack(x)  # (N, 10) logits
+        logits: torch.Tensor = self.linear_relu_stack(x)  # (N, 10)
+        return logits
 
 
-def state_dict_problems(state_dict: dict[str, object], model: nn.Module) -> list[str]:
+def state_dict_problems(state_dict: Mapping[str, object], model: nn.Module) -> list[str]:
     """List every missing, unexpected or mis-shaped key of ``state_dict`` against ``model``."""
     expected = model.state_dict()
     problems: list[str] = []

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from fashion_onnx.cli_common import DataDirOption, run_reporting_errors
-from fashion_onnx.constants import DEFAULT_OPSET
+from fashion_onnx.constants import DEFAULT_ATOL, DEFAULT_MAX_DROP_POINTS, DEFAULT_OPSET
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
 
 
 @app.command(
     help="Export a .pth state_dict to ONNX and prove the file matches torch before it appears. "
-    "On any failed check the command exits 2 and leaves no file behind."
+    "Every file (the model and its --int8/--fp16 copies) is verified before any appears; on "
+    "any failure the command exits 2 with one error line and leaves no file behind."
 )
 def export_command(
     checkpoint: Annotated[
@@ -36,7 +38,7 @@ def export_command(
     opset: Annotated[int, typer.Option(min=17, help="ONNX opset to pin.")] = DEFAULT_OPSET,
     atol: Annotated[
         float, typer.Option(min=0.0, help="Largest allowed |difference| of logits/probabilities.")
-    ] = 1e-5,
+    ] = DEFAULT_ATOL,
     int8: Annotated[
         bool, typer.Option("--int8", help="Also write MODEL.int8.onnx (dynamic quantization).")
     ] = False,
@@ -46,7 +48,7 @@ def export_command(
     max_drop: Annotated[
         float,
         typer.Option(min=0.0, help="Largest test-accuracy loss (points) allowed for a variant."),
-    ] = 0.3,
+    ] = DEFAULT_MAX_DROP_POINTS,
     data_dir: DataDirOption = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the report as JSON on stdout.")
@@ -60,7 +62,8 @@ def export_command(
 
     console = Console(stderr=True)
     precisions = tuple(p for p, wanted in (("int8", int8), ("fp16", fp16)) if wanted)
-    with console.status("exporting") as status:
+    with console.status("exporting") as status, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         report = run_reporting_errors(
             lambda: export_onnx(
                 checkpoint,
@@ -74,6 +77,8 @@ def export_command(
             ),
             debug=debug,
         )
+    for warning in caught:
+        typer.echo(f"warning: {warning.message}", err=True)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:

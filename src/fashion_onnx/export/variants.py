@@ -79,7 +79,7 @@ def compare_with_fp32(
         path=str(variant),
         size_bytes=variant.stat().st_size,
         accuracy=acc,
-        accuracy_delta_points=None if acc is None else 100 * (acc - acc32),
+        accuracy_delta_points=None if acc is None or acc32 is None else 100 * (acc - acc32),
         argmax_agreement=float((probs.argmax(1) == fp32_probs.argmax(1)).mean()),
         max_abs_probabilities=float(np.abs(probs - fp32_probs).max()),
     )

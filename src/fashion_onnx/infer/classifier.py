@@ -6,12 +6,14 @@ import os
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
-from fashion_onnx.constants import IMAGE_SIZE, INPUT_NAME
-from fashion_onnx.errors import ImageError
+from fashion_onnx.constants import IMAGE_SIZE
+from fashion_onnx.errors import ImageError, InvalidArgumentError
+from fashion_onnx.infer.contract import check_contract, read_model
 from fashion_onnx.infer.images import (
     Invert,
     check_invert,
@@ -19,7 +21,10 @@ from fashion_onnx.infer.images import (
     should_invert,
     to_model_image,
 )
-from fashion_onnx.infer.runtime import check_contract, create_session, read_model
+from fashion_onnx.infer.runtime import create_session
+
+if TYPE_CHECKING:
+    from fashion_onnx.infer.files import FileBatch
 
 DEFAULT_BATCH = 512  # the engine's sweet spot on CPU; see bench/ for the measurement
 ImageLike = str | os.PathLike[str] | Image.Image
@@ -34,7 +39,7 @@ class Predictions:
 
     @property
     def labels(self) -> np.ndarray:  # (N,) int64, the top-1 class index
-        return self.probabilities.argmax(axis=1)
+        return np.asarray(self.probabilities.argmax(axis=1))
 
     @property
     def names(self) -> list[str]:  # the top-1 class name per image
@@ -42,22 +47,17 @@ class Predictions:
 
     @property
     def confidences(self) -> np.ndarray:  # (N,) the top-1 probability
-        return self.probabilities.max(axis=1)
+        return np.asarray(self.probabilities.max(axis=1))
 
     def top_k(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(indices (N, k), probabilities (N, k)), most likely first."""
         if not 1 <= k <= self.probabilities.shape[1]:
-            raise ValueError(f"k must be in 1..{self.probabilities.shape[1]}, got {k}")
+            raise InvalidArgumentError(f"k must be in 1..{self.probabilities.shape[1]}, got {k}")
         order = np.argsort(-self.probabilities, axis=1, kind="stable")[:, :k]
         return order, np.take_along_axis(self.probabilities, order, axis=1)
 
     def __len__(self) -> int:
         return len(self.probabilities)
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
 
 
 class Classifier:
@@ -76,6 +76,7 @@ class Classifier:
     Raises:
         ModelError: the model is unreadable or not [N,1,28,28] -> [N,10].
         DeviceError: device="cuda" and CUDA is not usable.
+        InvalidArgumentError: a setting out of range or not one of its choices.
     """
 
     def __init__(
@@ -89,20 +90,20 @@ class Classifier:
         spinning: bool = True,
     ) -> None:
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise InvalidArgumentError(f"batch_size must be >= 1, got {batch_size}")
         check_invert(invert)
-        data, self.source = read_model(model)
-        self._session = create_session(data, device, threads, spinning)
+        self.model_bytes, self.source = read_model(model)
+        self._session = create_session(self.model_bytes, device, threads, spinning, self.source)
         self.contract = check_contract(self._session, self.source)
         for message in self.contract.warnings:
             warnings.warn(f"{self.source}: {message}", stacklevel=2)
-        self.batch_size = batch_size
+        self.batch_size = self.contract.fixed_batch or batch_size
         self.invert: Invert = invert
 
     @property
     def provider(self) -> str:
         """The execution provider the session really runs on, e.g. CPUExecutionProvider."""
-        return self._session.get_providers()[0]
+        return str(self._session.get_providers()[0])
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -110,65 +111,54 @@ class Classifier:
 
     # -- the engine ---------------------------------------------------------------
 
-    def _run(self, batch: np.ndarray) -> np.ndarray:
-        """float32 (n, 1, 28, 28) in the model's scale -> probabilities (n, 10)."""
-        (out,) = self._session.run([self.contract.output_name], {INPUT_NAME: batch})
-        if self.contract.output_name != "probabilities":
-            out = _softmax(out)
-        return out.astype(np.float32, copy=False)
+    def _run(self, images: np.ndarray) -> np.ndarray:
+        """(n <= batch_size, 28, 28) images, dark background -> probabilities (n, 10)."""
+        n = len(images)
+        x = self.contract.model_input(images)
+        if self.contract.fixed_batch is not None and n < self.contract.fixed_batch:
+            x = np.concatenate(
+                [x, np.zeros((self.contract.fixed_batch - n, *x.shape[1:]), x.dtype)]
+            )
+        (out,) = self._session.run([self.contract.output_name], {self.contract.input_name: x})
+        return self.contract.probabilities(out[:n])
 
-    def _to_input(self, images: np.ndarray) -> np.ndarray:
-        """uint8, or float in [0, 1], (n, 28, 28), dark background -> the model's float32
-        (n, 1, 28, 28): pixel / divide_by, as the model's metadata says."""
-        divide_by = np.float32(self.contract.divide_by)
-        if images.dtype == np.uint8:
-            x = images.astype(np.float32) / divide_by
-        else:
-            x = images.astype(np.float32, copy=False)
-            if divide_by != 255:  # floats in [0, 1] are pixel / 255
-                x = x * (np.float32(255) / divide_by)
-        if self.contract.background == "light":
-            x = 1.0 - x
-        return x.reshape(len(x), 1, IMAGE_SIZE, IMAGE_SIZE)
-
-    def predict_array_batches(self, batches: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        """Re-chunk a stream of (n, 28, 28) arrays into engine batches; yield probabilities.
-
-        Each yielded array answers exactly one input array, in order.
-        """
-        for images in batches:
-            out = np.empty((len(images), len(self.class_names)), dtype=np.float32)
-            for start in range(0, len(images), self.batch_size):
-                chunk = images[start : start + self.batch_size]
-                out[start : start + len(chunk)] = self._run(self._to_input(chunk))
-            yield out
+    def predict_pixels(self, images: np.ndarray) -> np.ndarray:
+        """The engine alone, on checked images: (n, 28, 28) uint8, or floats in [0, 1], light
+        garment on dark (already inverted where needed) -> probabilities (n, 10) float32."""
+        out = np.empty((len(images), len(self.class_names)), dtype=np.float32)
+        for start in range(0, len(images), self.batch_size):
+            chunk = images[start : start + self.batch_size]
+            out[start : start + len(chunk)] = self._run(chunk)
+        return out
 
     # -- inputs -------------------------------------------------------------------
 
     def _normalise_array(self, images: np.ndarray) -> np.ndarray:
         """Accept (28,28), (N,28,28) or (N,1,28,28), uint8 or float in [0,1]."""
         if not isinstance(images, np.ndarray):
-            raise TypeError(f"expected a numpy array, got {type(images).__name__}")
+            raise InvalidArgumentError(f"expected a numpy array, got {type(images).__name__}")
         if images.ndim == 4 and images.shape[1] == 1:
             images = images[:, 0]
         elif images.ndim == 2:
             images = images[None]
         if images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"array shape {images.shape}: expected (N, 28, 28), (N, 1, 28, 28) or (28, 28)"
             )
         if images.dtype == np.uint8:
             pass
         elif images.dtype.kind == "f":
             if images.size and not np.isfinite(images).all():
-                raise ValueError("float images contain NaN or infinity")
+                raise InvalidArgumentError("float images contain NaN or infinity")
             if images.size and (images.min() < 0 or images.max() > 1):
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"float images must lie in [0, 1] (found {images.min():g}..{images.max():g}); "
                     "divide by 255 or pass uint8"
                 )
         else:
-            raise ValueError(f"array dtype {images.dtype}: expected uint8 or a float type")
+            raise InvalidArgumentError(
+                f"array dtype {images.dtype}: expected uint8 or a float type"
+            )
         if self.invert == "never":
             return images
         flip = np.array([should_invert(img, self.invert) for img in images], dtype=bool)
@@ -186,7 +176,7 @@ class Classifier:
                 return load_image(item, self.invert)
             except ImageError as exc:
                 raise ImageError(f"{item}: {exc}") from None
-        raise TypeError(f"expected a path or a PIL image, got {type(item).__name__}")
+        raise InvalidArgumentError(f"expected a path or a PIL image, got {type(item).__name__}")
 
     def predict(self, images: np.ndarray | Sequence[ImageLike] | ImageLike) -> Predictions:
         """Classify images given as an array, PIL images or file paths.
@@ -199,15 +189,15 @@ class Classifier:
             Predictions in input order.
 
         Raises:
-            ImageError: a file could not be read (its path and the reason).
-            ValueError, TypeError: an array of the wrong shape, dtype or values.
+            ImageError: a file could not be read (its path and the reason). To classify
+                many files and collect the failures instead, use ``classify_files``.
+            InvalidArgumentError: an array of the wrong shape, dtype or values.
         """
         if isinstance(images, np.ndarray):
-            arrays: Iterable[np.ndarray] = [self._normalise_array(images)]
-        else:
-            items = [images] if isinstance(images, str | os.PathLike | Image.Image) else images
-            arrays = self._file_batches(list(items))
-        chunks = list(self.predict_array_batches(arrays))
+            probs = self.predict_pixels(self._normalise_array(images))
+            return Predictions(probs, self.class_names)
+        items = [images] if isinstance(images, str | os.PathLike | Image.Image) else images
+        chunks = [self.predict_pixels(batch) for batch in self._file_batches(list(items))]
         probs = (
             np.concatenate(chunks) if chunks else np.empty((0, len(self.class_names)), np.float32)
         )
@@ -217,3 +207,11 @@ class Classifier:
         for start in range(0, len(items), self.batch_size):
             chunk = items[start : start + self.batch_size]
             yield np.stack([self._image_to_array(item) for item in chunk])
+
+    def classify_files(
+        self, inputs: Iterable[str | os.PathLike[str]], *, workers: int | None = None
+    ) -> Iterator[FileBatch]:
+        """Classify every image under ``inputs``, tolerating bad files; see ``classify_files``."""
+        from fashion_onnx.infer.files import classify_files
+
+        return classify_files(self, inputs, workers=workers)

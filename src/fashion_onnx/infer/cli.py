@@ -1,22 +1,35 @@
 """``fashion-infer PATH...``: classify image files with the ONNX model (torch-free).
 
-Exit status: 0 every input was classified; 1 some inputs failed (each named on
-stderr), the rest were classified; 2 usage or configuration error (no inputs
-found, missing or incompatible model, unusable device).
+The command is a thin shell around ``Classifier.classify_files``: it parses options,
+writes rows as results stream in, names each bad file on stderr, and maps errors to
+exit statuses. Exit status: 0 every input was classified; 1 some inputs failed (each
+named on stderr), the rest were classified; 2 usage or configuration error.
 """
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import glob
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
-from fashion_onnx.cli_common import run_reporting_errors
+from fashion_onnx.cli_common import EXIT_INPUT_FAILED, EXIT_OK, fail, run_reporting_errors
 from fashion_onnx.infer.classifier import DEFAULT_BATCH
 from fashion_onnx.infer.images import INVERT_CHOICES
 from fashion_onnx.infer.output import FORMATS
 from fashion_onnx.infer.runtime import DEVICES
+
+if TYPE_CHECKING:
+    from fashion_onnx.infer.classifier import Classifier
+    from fashion_onnx.infer.output import RowWriter
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
 
@@ -29,6 +42,8 @@ def _choice(value: str, choices: tuple[str, ...], option: str) -> str:
 
 @app.command(
     help="Classify image files with the ONNX model (torch-free).\n\n"
+    "Directories are walked recursively in the order the filesystem lists them; rows are "
+    "written as results arrive, in that order.\n\n"
     "Exit status: 0 every input was classified; 1 some inputs failed (each named on "
     "stderr), the rest were classified; 2 usage or configuration error (no inputs found, "
     "missing or incompatible model, unusable device)."
@@ -49,13 +64,19 @@ def infer_command(
     threads: Annotated[
         int | None,
         typer.Option(
-            min=1, help="Engine threads. [default: onnxruntime's choice]", show_default=False
+            min=1,
+            help="Engine threads when the engine runs in this process (fewer than 256 files, "
+            "or --workers 1). [default: onnxruntime's choice]",
+            show_default=False,
         ),
     ] = None,
     workers: Annotated[
         int | None,
         typer.Option(
-            min=1, help="Decoding processes. [default: the CPUs available]", show_default=False
+            min=1,
+            help="Worker processes that decode (and on the CPU, classify). "
+            "[default: the CPUs available]",
+            show_default=False,
         ),
     ] = None,
     invert: Annotated[
@@ -84,7 +105,7 @@ def infer_command(
         bool | None,
         typer.Option(
             "--progress/--no-progress",
-            help="Progress bar on stderr. [default: when stderr is a terminal]",
+            help="Progress on stderr. [default: when stderr is a terminal]",
             show_default=False,
         ),
     ] = None,
@@ -93,27 +114,182 @@ def infer_command(
     _choice(device, DEVICES, "--device")
     _choice(invert, INVERT_CHOICES, "--invert")
     _choice(fmt, FORMATS, "--format")
-    from fashion_onnx.infer.run import run_infer
-
+    settings = Settings(model, device, batch_size, threads, workers, invert, fmt, output, top_k)
+    show_progress = sys.stderr.isatty() if progress is None else progress
     code = run_reporting_errors(
-        lambda: run_infer(
-            paths,
-            model=model,
-            device=device,
-            batch_size=batch_size,
-            threads=threads,
-            workers=workers,
-            invert=invert,
-            fmt=fmt,
-            output=output,
-            top_k=top_k,
-            labels=labels,
-            progress=progress,
-        ),
-        debug=debug,
+        lambda: run(paths, settings, labels=labels, progress=show_progress), debug=debug
     )
     raise typer.Exit(code)
 
 
 def main() -> None:
     app()
+
+
+# -- the driver ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: Path | None
+    device: str
+    batch_size: int
+    threads: int | None
+    workers: int | None
+    invert: str
+    fmt: str
+    output: Path | None
+    top_k: int
+
+
+@dataclass
+class Tally:
+    classified: int = 0
+    failed: int = 0
+    judged: int = 0  # classified files with a known true class
+    right: int = 0
+
+
+def read_truth(csv_path: Path) -> dict[str, str]:
+    """Map each listed file's resolved path to its true class (``file`` is relative to the CSV)."""
+    try:
+        with csv_path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError as exc:
+        fail(f"--labels {csv_path}: {exc.strerror}")
+    if not rows or not {"file", "class"} <= rows[0].keys():
+        fail(f"--labels {csv_path}: expected a CSV with 'file' and 'class' columns")
+    return {str((csv_path.parent / row["file"]).resolve()): row["class"] for row in rows}
+
+
+def any_image(inputs: list[str]) -> bool:
+    """Whether ``inputs`` hold at least one file; if not, name the problems met on stderr.
+    Cheap: discovery stops at the first file."""
+    from fashion_onnx.infer.discover import find_images
+
+    problems = []
+    for path, problem in find_images(inputs):
+        if problem is None:
+            return True
+        problems.append(f"{path}: {problem}")
+    for line in problems:
+        typer.echo(line, err=True)
+    return False
+
+
+def is_an_input(output: Path, inputs: list[str]) -> bool:
+    """Whether ``output`` already exists as one of the files ``inputs`` would classify."""
+    from fashion_onnx.infer.discover import GLOB_CHARS, is_image_name
+
+    if not output.is_file():
+        return False  # a file that does not exist yet is no input
+    real = os.path.realpath(output)
+    for arg in inputs:
+        if os.path.isdir(arg):
+            if is_image_name(real) and real.startswith(os.path.realpath(arg) + os.sep):
+                return True
+        elif os.path.exists(arg):
+            if os.path.samefile(arg, output):
+                return True
+        elif GLOB_CHARS & set(arg):
+            if any(os.path.realpath(m) == real for m in glob.iglob(arg, recursive=True)):
+                return True
+    return False
+
+
+@contextlib.contextmanager
+def open_output(output: Path | None) -> Iterator[TextIO]:
+    """stdout, or a file that appears (atomically) only once everything is written."""
+    from fashion_onnx.fileio import atomic_path
+
+    if output is None:
+        yield sys.stdout
+        return
+    with atomic_path(output) as tmp, tmp.open("w", encoding="utf-8", newline="") as handle:
+        yield handle
+
+
+@contextlib.contextmanager
+def progress_bar(enabled: bool) -> Iterator[Callable[[int], None]]:
+    """A rich counter on stderr (rich is imported only when shown); yields ``advance(n)``."""
+    if not enabled:
+        yield lambda n: None
+        return
+    from rich.console import Console
+    from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn, TimeElapsedColumn
+
+    bar = Progress(
+        SpinnerColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task = bar.add_task("classifying", total=None)
+    with bar:
+        yield lambda n: bar.advance(task, n)
+
+
+def classify_into(
+    classifier: Classifier,
+    inputs: list[str],
+    workers: int | None,
+    writer: RowWriter,
+    truth: dict[str, str],
+    advance: Callable[[int], None],
+) -> Tally:
+    tally = Tally()
+    for batch in classifier.classify_files(inputs, workers=workers):
+        for failure in batch.failures:
+            typer.echo(f"{failure.path}: {failure.reason}", err=True)
+        writer.write(batch.paths, batch.probabilities)
+        tally.failed += len(batch.failures)
+        tally.classified += len(batch.paths)
+        if truth:
+            for path, label in zip(batch.paths, batch.probabilities.argmax(1), strict=True):
+                expected = truth.get(os.path.realpath(path))
+                if expected is not None:
+                    tally.judged += 1
+                    tally.right += classifier.class_names[label] == expected
+        advance(len(batch))
+    writer.close()
+    return tally
+
+
+def run(inputs: list[str], s: Settings, *, labels: Path | None, progress: bool) -> int:
+    """Classify every image under ``inputs``; return the exit status (0 or 1)."""
+    from fashion_onnx.infer.classifier import Classifier
+    from fashion_onnx.infer.files import default_workers
+    from fashion_onnx.infer.images import check_invert
+    from fashion_onnx.infer.output import RowWriter
+
+    started = time.perf_counter()
+    if not any_image(inputs):
+        fail("no image files found in the given paths")
+    if s.output is not None and is_an_input(s.output, inputs):
+        fail(f"--output {s.output} is one of the inputs; choose another path")
+    truth = read_truth(labels) if labels is not None else {}
+    # With worker processes, this process forks them: keep its own engine single-threaded
+    # (no engine threads to fork) and not spinning (the workers need the cores).
+    forks = (s.workers or default_workers()) > 1
+    classifier = Classifier(
+        s.model,
+        device=s.device,
+        batch_size=s.batch_size,
+        threads=s.threads or (1 if forks else None),
+        invert=check_invert(s.invert),
+        spinning=not forks,
+    )
+    with progress_bar(progress) as advance, open_output(s.output) as stream:
+        writer = RowWriter(stream, s.fmt, classifier.class_names, s.top_k)
+        tally = classify_into(classifier, inputs, s.workers, writer, truth, advance)
+    seconds = time.perf_counter() - started
+    summary = (
+        f"{tally.classified} image(s) classified, {tally.failed} failed, on {classifier.provider}, "
+        f"{tally.classified / seconds:,.0f} images/s ({seconds:.2f}s)"
+    )
+    if truth:
+        share = f" ({100 * tally.right / tally.judged:.1f}%)" if tally.judged else ""
+        summary += f"; correct: {tally.right}/{tally.judged}{share}"
+    typer.echo(summary, err=True)
+    return EXIT_INPUT_FAILED if tally.failed else EXIT_OK

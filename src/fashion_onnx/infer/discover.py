@@ -1,74 +1,81 @@
-"""Expand the command line's files, directories (recursive) and globs into image paths."""
+"""Expand files, directories (recursive) and globs into image paths, lazily.
+
+Nothing is listed ahead: paths are yielded as they are found, so memory stays flat
+however many files there are. The order is the command line's; inside a directory it
+is the order the filesystem returns (``os.scandir``, not sorted), depth-first.
+"""
 
 from __future__ import annotations
 
 import glob
 import os
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
 
 from fashion_onnx.infer.images import IMAGE_SUFFIXES
 
 GLOB_CHARS = frozenset("*?[")
 
-
-@dataclass
-class Found:
-    paths: list[str] = field(default_factory=list)  # in a stable order, each once
-    problems: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+# What discovery yields: (path, None) for a file to classify, (path, reason) for a problem.
+Found = tuple[str, str | None]
 
 
-def _is_image_name(name: str) -> bool:
+def is_image_name(name: str) -> bool:
+    """Whether ``name`` ends with an image suffix (any case)."""
     return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
 
 
-def _walk(top: str, found: Found, seen_dirs: set[tuple[int, int]]) -> None:
-    """Depth-first, sorted, following symlinks but never a directory twice (no loops)."""
+def _walk(top: str, seen_dirs: set[tuple[int, int]]) -> Iterator[Found]:
+    """Depth-first, following symlinks but never into a directory twice (no loops)."""
     try:
         st = os.stat(top)
     except OSError as exc:
-        found.problems.append((top, exc.strerror or "cannot stat"))
+        yield top, exc.strerror or "cannot stat"
         return
     key = (st.st_dev, st.st_ino)
     if key in seen_dirs:
-        found.problems.append((top, "symlink loop: directory already visited, skipped"))
+        yield top, "symlink loop: directory already visited, skipped"
         return
     seen_dirs.add(key)
     try:
-        entries = sorted(os.scandir(top), key=lambda e: e.name)
+        entries = os.scandir(top)
     except PermissionError:
-        found.problems.append((top, "permission denied (directory)"))
+        yield top, "permission denied (directory)"
         return
     except OSError as exc:
-        found.problems.append((top, exc.strerror or "cannot list directory"))
+        yield top, exc.strerror or "cannot list directory"
         return
-    for entry in entries:
-        try:
-            is_dir = entry.is_dir(follow_symlinks=True)
-        except OSError:
-            is_dir = False
-        if is_dir:
-            _walk(entry.path, found, seen_dirs)
-        elif _is_image_name(entry.name):
-            found.paths.append(entry.path)  # broken links included: they get a reason later
+    with entries:
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir(follow_symlinks=True)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                yield from _walk(entry.path, seen_dirs)
+            elif is_image_name(entry.name):
+                yield entry.path, None  # broken links included: they get a reason later
 
 
-def find_images(inputs: list[str]) -> Found:
-    """Files are taken as given (whatever their suffix); directories are walked for
-    image suffixes (any case); other arguments are globs (``**`` recurses)."""
-    found = Found()
+def find_images(inputs: Iterable[str | os.PathLike[str]]) -> Iterator[Found]:
+    """Yield every image path under ``inputs``, and every problem met on the way.
+
+    Files are taken as given (whatever their suffix); directories are walked for image
+    suffixes (any case); other arguments are globs (``**`` recurses). Each directory is
+    walked once, however many arguments reach it.
+    """
     seen_dirs: set[tuple[int, int]] = set()
-    for arg in inputs:
+    for item in inputs:
+        arg = os.fspath(item)
         if os.path.isdir(arg):
-            _walk(arg, found, seen_dirs)
+            yield from _walk(arg, seen_dirs)
         elif os.path.lexists(arg):
-            found.paths.append(arg)
+            yield arg, None
         elif GLOB_CHARS & set(arg):
-            matches = sorted(glob.glob(arg, recursive=True))
-            if not matches:
-                found.problems.append((arg, "no file matches this pattern"))
-            found.paths.extend(matches)  # a matching directory is reported when read
+            matched = False
+            for match in glob.iglob(arg, recursive=True):
+                matched = True
+                yield match, None  # a matching directory is reported when read
+            if not matched:
+                yield arg, "no file matches this pattern"
         else:
-            found.problems.append((arg, "no such file or directory"))
-    unique = dict.fromkeys(found.paths)  # keep order, drop repeats
-    found.paths = list(unique)
-    return found
+            yield arg, "no such file or directory"

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from fashion_onnx.constants import IMAGE_SIZE
-from fashion_onnx.errors import ImageError
+from fashion_onnx.errors import ImageError, InvalidArgumentError
 
 Invert = Literal["auto", "always", "never"]
 INVERT_CHOICES: tuple[str, ...] = ("auto", "always", "never")
@@ -37,10 +37,13 @@ def has_light_background(gray: np.ndarray) -> bool:
     return bool(border_sum > border_count * full_scale / 2)
 
 
-def check_invert(invert: str) -> None:
-    """Raise ValueError unless ``invert`` is auto, always or never."""
+def check_invert(invert: str) -> Invert:
+    """``invert`` as an ``Invert``; InvalidArgumentError unless it is auto, always or never."""
     if invert not in INVERT_CHOICES:
-        raise ValueError(f"invert must be one of {INVERT_CHOICES}, got {invert!r}")
+        raise InvalidArgumentError(
+            f"invert must be one of {', '.join(INVERT_CHOICES)}, got {invert!r}"
+        )
+    return cast(Invert, invert)
 
 
 def should_invert(gray: np.ndarray, invert: Invert) -> bool:
@@ -55,13 +58,13 @@ def _to_gray_array(image: Image.Image) -> np.ndarray:
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
         return (np.asarray(image, dtype=np.uint16) // 257).astype(np.uint8)
     if image.mode == "I":
-        values = np.asarray(image, dtype=np.int64)
-        scale = 257 if values.max(initial=0) > 255 else 1  # 16-bit data in a 32-bit mode
-        return np.clip(values // scale, 0, 255).astype(np.uint8)
+        ints = np.asarray(image, dtype=np.int64)
+        divisor = 257 if ints.max(initial=0) > 255 else 1  # 16-bit data in a 32-bit mode
+        return np.clip(ints // divisor, 0, 255).astype(np.uint8)
     if image.mode == "F":
-        values = np.asarray(image, dtype=np.float64)
-        scale = 255.0 if values.max(initial=0.0) <= 1.0 else 1.0
-        return np.clip(values * scale, 0, 255).round().astype(np.uint8)
+        floats = np.asarray(image, dtype=np.float64)
+        scale = 255.0 if floats.max(initial=0.0) <= 1.0 else 1.0
+        return np.clip(floats * scale, 0, 255).round().astype(np.uint8)
     if image.mode == "P":
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
@@ -69,7 +72,12 @@ def _to_gray_array(image: Image.Image) -> np.ndarray:
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(white, rgba)
     if image.mode != "L":
-        image = image.convert("RGB").convert("L") if image.mode == "CMYK" else image.convert("L")
+        try:
+            if image.mode == "CMYK":
+                image = image.convert("RGB")
+            image = image.convert("L")
+        except ValueError as exc:  # a mode Pillow cannot turn into grayscale
+            raise ImageError(f"unsupported image mode {image.mode}: {exc}") from None
     return np.asarray(image, dtype=np.uint8)
 
 
@@ -94,28 +102,41 @@ def to_model_image(image: Image.Image, invert: Invert = "auto") -> np.ndarray:
     return np.asarray(small, dtype=np.uint8)
 
 
+def _decode_first_frame(path: str | os.PathLike[str]) -> Image.Image:
+    """Open and decode the file's first frame: every step that reads the file's bytes."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        image = Image.open(path)
+        try:
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise ImageError(
+                    f"decompression bomb refused before decoding: {width}x{height} pixels "
+                    f"exceeds the {MAX_PIXELS:,}-pixel limit"
+                )
+            image.seek(0)  # animated GIF/WebP/TIFF: the first frame
+            if image.format == "JPEG":
+                image.draft("L", (IMAGE_SIZE, IMAGE_SIZE))  # let libjpeg downscale
+            image.load()
+        except BaseException:
+            image.close()
+            raise
+        return image
+
+
 def load_image(path: str | os.PathLike[str], invert: Invert = "auto") -> np.ndarray:
     """Open, check and convert one image file to uint8 (28, 28).
 
+    Only what the file can cause becomes an ``ImageError``; a failure in the conversion
+    of an image that decoded is a bug, and keeps its traceback.
+
     Raises:
         ImageError: with a one-line reason: not a file, unreadable, not an image,
-            truncated or corrupt, or too many pixels (checked before decoding).
+            truncated or corrupt, an unsupported mode, or too many pixels (checked
+            before decoding).
     """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                width, height = image.size
-                if width * height > MAX_PIXELS:
-                    raise ImageError(
-                        f"decompression bomb refused before decoding: {width}x{height} pixels "
-                        f"exceeds the {MAX_PIXELS:,}-pixel limit"
-                    )
-                image.seek(0)  # animated GIF/WebP/TIFF: the first frame
-                if image.format == "JPEG":
-                    image.draft("L", (IMAGE_SIZE, IMAGE_SIZE))  # let libjpeg downscale
-                image.load()
-                return to_model_image(image, invert)
+        image = _decode_first_frame(path)
     except ImageError:
         raise
     except IsADirectoryError:
@@ -132,8 +153,11 @@ def load_image(path: str | os.PathLike[str], invert: Invert = "auto") -> np.ndar
         ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(f"decompression bomb refused before decoding: {exc}") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except (OSError, SyntaxError, EOFError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ImageError(f"truncated or corrupt image: {first}") from None
-    except Exception as exc:
-        raise ImageError(f"cannot decode: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # Pillow's format plugins raise many types on malformed bytes
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise ImageError(f"corrupt image ({type(exc).__name__}: {first})") from None
+    with image:
+        return to_model_image(image, invert)

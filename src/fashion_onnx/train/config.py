@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fashion_onnx.errors import FashionOnnxError
+from fashion_onnx.errors import InvalidArgumentError
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,7 @@ class TrainConfig:
     weight_decay: float = 0.05  # AdamW's decoupled weight decay
     dropout: float = 0.3  # after each hidden ReLU, training only; keys unchanged
     label_smoothing: float = 0.1  # cross-entropy target smoothing
-    seed: int = 0  # seeds weights, shuffling, dropout and flips
+    seed: int = 0  # seeds weights, shuffling and dropout
     device: str = "auto"  # auto | cpu | cuda
     max_steps: int | None = None  # stop after this many steps (smoke tests, --dry-run)
 
@@ -38,4 +38,4 @@ class TrainConfig:
         if self.max_steps is not None and self.max_steps < 1:
             problems.append(f"max_steps must be >= 1, got {self.max_steps}")
         if problems:
-            raise FashionOnnxError("invalid training config: " + "; ".join(problems))
+            raise InvalidArgumentError("invalid training config: " + "; ".join(problems))

@@ -10,7 +10,6 @@ Order of search, first hit wins:
 from __future__ import annotations
 
 import gzip
-import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,24 +18,10 @@ import torch
 from torchvision.datasets import FashionMNIST
 
 from fashion_onnx.errors import DataNotFoundError
+from fashion_onnx.fashion_mnist import check_idx, default_data_dir, default_debian_dir, raw_dir
 from fashion_onnx.fileio import atomic_path
 
-DATA_DIR_ENV = "FASHION_ONNX_DATA_DIR"
-DEBIAN_DIR_ENV = "FASHION_ONNX_DEBIAN_DIR"  # where Debian's package put the .gz files
-DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 DOWNLOAD_TIMEOUT_S = 20.0
-
-
-def default_data_dir() -> Path:
-    """``$FASHION_ONNX_DATA_DIR``, else ``~/.cache/fashion-onnx``."""
-    env = os.environ.get(DATA_DIR_ENV)
-    return Path(env) if env else Path.home() / ".cache" / "fashion-onnx"
-
-
-def default_debian_dir() -> Path:
-    """``$FASHION_ONNX_DEBIAN_DIR``, else where Debian's ``dataset-fashion-mnist`` puts it."""
-    env = os.environ.get(DEBIAN_DIR_ENV)
-    return Path(env) if env else DEBIAN_DIR
 
 
 @dataclass(frozen=True)
@@ -55,31 +40,9 @@ def _raw_names() -> list[tuple[str, str]]:
     return list(FashionMNIST.resources)
 
 
-def _raw_dir(data_dir: Path) -> Path:
-    return data_dir / "FashionMNIST" / "raw"
-
-
 def _have_raw(data_dir: Path) -> bool:
-    raw = _raw_dir(data_dir)
+    raw = raw_dir(data_dir)
     return all((raw / gz.removesuffix(".gz")).is_file() for gz, _ in _raw_names())
-
-
-# IDX header: magic (0x0803 images, 0x0801 labels) and item count, big-endian.
-_EXPECTED_HEADERS = {
-    "train-images-idx3-ubyte": (2051, 60000),
-    "train-labels-idx1-ubyte": (2049, 60000),
-    "t10k-images-idx3-ubyte": (2051, 10000),
-    "t10k-labels-idx1-ubyte": (2049, 10000),
-}
-
-
-def _check_idx(name: str, raw: bytes, src: Path) -> None:
-    expected = _EXPECTED_HEADERS[name]
-    found = (int.from_bytes(raw[0:4], "big"), int.from_bytes(raw[4:8], "big"))
-    if found != expected:
-        raise DataNotFoundError(
-            f"{src}: not a FashionMNIST IDX file (header {found}, expected {expected})"
-        )
 
 
 def _unpack_debian(data_dir: Path, debian_dir: Path) -> bool:
@@ -92,8 +55,8 @@ def _unpack_debian(data_dir: Path, debian_dir: Path) -> bool:
     for src, _ in sources:
         name = src.name.removesuffix(".gz")
         raw = gzip.decompress(src.read_bytes())
-        _check_idx(name, raw, src)
-        with atomic_path(_raw_dir(data_dir) / name) as tmp:
+        check_idx(name, raw, src)
+        with atomic_path(raw_dir(data_dir) / name) as tmp:
             tmp.write_bytes(raw)
     return True
 
@@ -131,7 +94,7 @@ def ensure_raw_files(
     if download and _download(data_dir):
         return data_dir, "download"
     raise DataNotFoundError(
-        f"FashionMNIST not found. Looked in {_raw_dir(data_dir)} and {debian_dir}"
+        f"FashionMNIST not found. Looked in {raw_dir(data_dir)} and {debian_dir}"
         f"{', and the download failed' if download else ' (download disabled)'}.\n"
         "Get it one of three ways:\n"
         "  apt-get install dataset-fashion-mnist      # Debian's package, used automatically\n"

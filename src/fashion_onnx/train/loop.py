@@ -32,7 +32,7 @@ EVAL_BATCH = 4096  # eval has no backward pass; big batches are cheapest
 @dataclass(frozen=True)
 class EpochMetrics:
     epoch: int  # 1-based
-    train_loss: float  # mean training loss over the epoch (with dropout and flips)
+    train_loss: float  # mean training loss over the epoch (dropout on, labels smoothed)
     test_loss: float  # mean cross-entropy on the test set (no smoothing)
     test_accuracy: float  # fraction in [0, 1]
     seconds: float  # wall time since training started
@@ -69,7 +69,7 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
-        raise DeviceError("--device cuda: torch sees no CUDA GPU here; use --device cpu or auto")
+        raise DeviceError("CUDA was requested, but torch sees no CUDA GPU here; use the CPU")
     return torch.device(device)
 
 
@@ -79,6 +79,7 @@ def fold_input_normalization(model: NeuralNetwork, mean: float, std: float) -> N
     W((x - m)/s) + b = (W/s) x + (b - m * sum_j W_ij / s).
     """
     first = model.linear_relu_stack[0]
+    assert isinstance(first, nn.Linear), "the quickstart MLP starts with Linear(784, 512)"
     with torch.no_grad():
         first.weight.div_(std)
         first.bias.sub_(mean * first.weight.sum(dim=1))
@@ -164,7 +165,7 @@ def train(
             logits = model(x_train[idx])
             loss = F.cross_entropy(logits, y_train[idx], label_smoothing=config.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            torch.autograd.backward(loss)
             optimizer.step()
             schedule.step()
             loss_sum += loss.item() * len(idx)

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 import fashion_onnx
-from fashion_onnx.errors import FashionOnnxError
+from fashion_onnx.errors import InvalidArgumentError
 from fashion_onnx.fileio import write_bytes_atomic, write_text_atomic
 from fashion_onnx.models import NeuralNetwork
 from fashion_onnx.train.config import TrainConfig
@@ -81,7 +81,9 @@ def train_and_save(
         epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, max_steps=max_steps
     )
     if output.exists() and output.is_dir():
-        raise FashionOnnxError(f"--output {output} is a directory; give a file path like model.pth")
+        raise InvalidArgumentError(
+            f"output {output} is a directory; give a file path like model.pth"
+        )
     data = load_fashion_mnist(data_dir, download=download)
     console.print(
         f"FashionMNIST: {len(data.train_images)} train / {len(data.test_images)} test "

@@ -1,0 +1,179 @@
+"""The model contract: what an ONNX file must look like, and what its metadata asks of inputs.
+
+Any model with one float input ``[N, 1, 28, 28]`` and outputs ``[N, 10]`` works, whatever
+its tensors are called: the names come from the session, the input scaling and polarity
+from the metadata (with documented defaults), and probabilities come from an output named
+``probabilities`` or, failing that, from a softmax of the first output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from fashion_onnx.constants import (
+    CLASS_NAMES,
+    DEFAULT_BACKGROUND,
+    DEFAULT_DIVIDE_BY,
+    IMAGE_SIZE,
+    META_BACKGROUND,
+    META_CLASS_NAMES,
+    META_INPUT_SCALE,
+    NUM_CLASSES,
+    OUTPUT_NAMES,
+)
+from fashion_onnx.errors import ModelError
+
+DEFAULT_MODEL_NAME = "fashion_mlp.onnx"
+PROBABILITIES = OUTPUT_NAMES[1]
+
+
+def default_model_path() -> Path:
+    """The model shipped inside the package (its figures are in the README's model card)."""
+    return Path(str(resources.files("fashion_onnx") / "assets" / DEFAULT_MODEL_NAME))
+
+
+def read_model(model: str | os.PathLike[str] | bytes | None) -> tuple[bytes, str]:
+    """(model bytes, a name for messages). None means the embedded default model.
+
+    Raises:
+        ModelError: the file is missing, unreadable or empty.
+    """
+    if isinstance(model, bytes):
+        return model, "<bytes>"
+    path = default_model_path() if model is None else Path(model)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ModelError(f"{path}: no such model file") from None
+    except IsADirectoryError:
+        raise ModelError(f"{path}: is a directory, not an ONNX file") from None
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read: {exc.strerror}") from None
+    if not data:
+        raise ModelError(f"{path}: empty file (0 bytes), not an ONNX model")
+    return data, str(path)
+
+
+@dataclass(frozen=True)
+class ModelContract:
+    """What inference needs to know about one model, read from its session and metadata."""
+
+    input_name: str  # the session's own input name ("input" for our files)
+    output_name: str  # the output that is read
+    softmax: bool  # True when that output holds logits, not probabilities
+    fixed_batch: int | None  # the batch size a model with a fixed batch axis insists on
+    class_names: tuple[str, ...]  # index = label
+    divide_by: float  # model input = pixel byte / divide_by
+    background: str  # "dark" (light garment on dark, like FashionMNIST) or "light"
+    warnings: tuple[str, ...]  # metadata that was missing or malformed (defaults used)
+
+    def model_input(self, images: np.ndarray) -> np.ndarray:
+        """Images as FashionMNIST has them -> the float32 (n, 1, 28, 28) this model wants.
+
+        Args:
+            images: (n, 28, 28), light garment on a dark background; uint8 pixel bytes,
+                or floats in [0, 1] (pixel / 255).
+        """
+        if images.dtype == np.uint8:
+            x = images.astype(np.float32)  # pixel bytes, 0..255
+            if self.background == "light":
+                np.subtract(np.float32(255), x, out=x)
+            np.divide(x, np.float32(self.divide_by), out=x)
+        else:
+            x = images.astype(np.float32)  # pixel / 255
+            if self.background == "light":
+                np.subtract(np.float32(1), x, out=x)
+            if self.divide_by != 255:
+                np.multiply(x, np.float32(255 / self.divide_by), out=x)
+        return x.reshape(len(x), 1, IMAGE_SIZE, IMAGE_SIZE)
+
+    def probabilities(self, output: np.ndarray) -> np.ndarray:
+        """The model's output (n, 10) -> probabilities (n, 10) float32."""
+        if self.softmax:
+            shifted = np.exp(output - output.max(axis=1, keepdims=True))
+            output = shifted / shifted.sum(axis=1, keepdims=True)
+        return output.astype(np.float32, copy=False)
+
+
+def _signature(session: ort.InferenceSession) -> str:
+    ins = ", ".join(f"{i.name} {i.type} {i.shape}" for i in session.get_inputs())
+    outs = ", ".join(f"{o.name} {o.type} {o.shape}" for o in session.get_outputs())
+    return f"inputs [{ins}] -> outputs [{outs}]"
+
+
+def _fits(shape: list[Any], tail: list[int]) -> bool:
+    """``shape`` is [batch, *tail]; the batch axis may be named, unknown or a number."""
+    return len(shape) == len(tail) + 1 and list(shape[1:]) == tail
+
+
+def _metadata(meta: dict[str, str]) -> tuple[tuple[str, ...], float, str, list[str]]:
+    """(class names, divide_by, background, problems) with a default for each bad field."""
+    problems: list[str] = []
+    class_names = CLASS_NAMES
+    try:
+        found = json.loads(meta[META_CLASS_NAMES])
+        if not (isinstance(found, list) and len(found) == NUM_CLASSES):
+            raise ValueError
+        class_names = tuple(str(n) for n in found)
+    except (KeyError, ValueError):
+        problems.append(f"{META_CLASS_NAMES} missing or malformed; using FashionMNIST's names")
+    divide_by = DEFAULT_DIVIDE_BY
+    try:
+        divide_by = float(json.loads(meta[META_INPUT_SCALE])["divide_by"])
+        if not 0 < divide_by < float("inf"):
+            raise ValueError
+    except (KeyError, ValueError, TypeError):
+        problems.append(f"{META_INPUT_SCALE} missing or malformed; using pixel / 255")
+        divide_by = DEFAULT_DIVIDE_BY
+    background = meta.get(META_BACKGROUND, "")
+    if background not in ("dark", "light"):
+        problems.append(f"{META_BACKGROUND} missing or malformed; assuming a dark background")
+        background = DEFAULT_BACKGROUND
+    return class_names, divide_by, background, problems
+
+
+def check_contract(session: ort.InferenceSession, source: str) -> ModelContract:
+    """Refuse a model that is not [N,1,28,28] float -> [N,10]; read its metadata with defaults.
+
+    Raises:
+        ModelError: the signature differs; the message gives the expected and found ones.
+    """
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    ok = (
+        len(inputs) == 1
+        and inputs[0].type == "tensor(float)"
+        and _fits(inputs[0].shape, [1, IMAGE_SIZE, IMAGE_SIZE])
+        and len(outputs) >= 1
+        and all(o.type == "tensor(float)" and _fits(o.shape, [NUM_CLASSES]) for o in outputs)
+    )
+    if not ok:
+        raise ModelError(
+            f"{source}: wrong model signature. Expected inputs [input tensor(float) "
+            f"['N', 1, 28, 28]] -> outputs [[N, 10], ...]; found {_signature(session)}"
+        )
+    names = [o.name for o in outputs]
+    output_name = PROBABILITIES if PROBABILITIES in names else names[0]
+    batch = inputs[0].shape[0]
+    class_names, divide_by, background, problems = _metadata(
+        session.get_modelmeta().custom_metadata_map
+    )
+    if output_name != PROBABILITIES:
+        problems.append(f"no {PROBABILITIES!r} output; applying softmax to {output_name!r}")
+    return ModelContract(
+        input_name=inputs[0].name,
+        output_name=output_name,
+        softmax=output_name != PROBABILITIES,
+        fixed_batch=batch if isinstance(batch, int) and batch > 0 else None,
+        class_names=class_names,
+        divide_by=divide_by,
+        background=background,
+        warnings=tuple(problems),
+    )

@@ -1,0 +1,216 @@
+"""Classify many image files: lazy discovery, parallel decoding and the engine, in order.
+
+``classify_files`` is the one call behind ``fashion-infer`` and behind users' scripts:
+it takes files, directories and globs, and yields ``FileBatch``es holding the
+predictions and the per-file failures, chunk by chunk, in discovery order. Memory
+stays flat however many files there are.
+
+On the CPU each worker process decodes its chunk *and* runs its own single-threaded
+engine, so only probabilities cross processes. On CUDA the workers only decode and the
+one GPU session runs here.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing as mp
+import os
+import sys
+import warnings
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from multiprocessing.pool import AsyncResult, Pool
+from typing import TYPE_CHECKING, TypeVar
+
+import numpy as np
+
+from fashion_onnx.constants import IMAGE_SIZE
+from fashion_onnx.errors import ImageError
+from fashion_onnx.infer.discover import find_images
+from fashion_onnx.infer.images import Invert, load_image
+from fashion_onnx.infer.runtime import CPU
+
+if TYPE_CHECKING:
+    from fashion_onnx.infer.classifier import Classifier
+
+CHUNK = 128  # files per task: big enough to hide IPC, small enough to balance
+PARALLEL_MIN_FILES = 2 * CHUNK  # below this, starting processes costs more than it saves
+IN_FLIGHT_PER_WORKER = 4  # chunks queued per worker: keeps them busy, bounds memory
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One input that could not be classified, and why (one line)."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class FileBatch:
+    """Results for consecutive inputs, in discovery order."""
+
+    paths: list[str]  # the files classified
+    probabilities: np.ndarray  # (len(paths), 10) float32
+    failures: list[Failure]  # inputs that could not be read or found
+
+    def __len__(self) -> int:
+        return len(self.paths) + len(self.failures)
+
+
+@dataclass(frozen=True)
+class DecodedChunk:
+    """Images decoded from a list of files; shared by the local and the Ray engine."""
+
+    paths: list[str]  # the files that decoded, in order
+    images: np.ndarray  # (len(paths), 28, 28) uint8, light garment on dark
+    failures: list[Failure]  # the others
+
+
+def decode_chunk(paths: Sequence[str], invert: Invert) -> DecodedChunk:
+    """Decode ``paths`` one by one; a bad file costs only itself."""
+    images = np.empty((len(paths), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+    ok: list[str] = []
+    failures: list[Failure] = []
+    for path in paths:
+        try:
+            images[len(ok)] = load_image(path, invert)
+        except ImageError as exc:
+            failures.append(Failure(path, str(exc)))
+        else:
+            ok.append(path)
+    return DecodedChunk(ok, images[: len(ok)], failures)
+
+
+def default_workers() -> int:
+    """The CPUs this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+# -- worker processes ---------------------------------------------------------------
+
+_worker_engine: Classifier | None = None  # one per worker process, made by _start_worker
+
+
+def _start_worker(model: bytes, batch_size: int, invert: Invert) -> None:
+    from fashion_onnx.infer.classifier import Classifier
+
+    global _worker_engine
+    warnings.simplefilter("ignore")  # the parent has shown the model's warnings already
+    _worker_engine = Classifier(
+        model, device="cpu", threads=1, batch_size=batch_size, invert=invert
+    )
+
+
+def _classify_in_worker(paths: list[str]) -> tuple[list[str], np.ndarray, list[Failure]]:
+    assert _worker_engine is not None, "the pool's initializer made the engine"
+    decoded = decode_chunk(paths, _worker_engine.invert)
+    return decoded.paths, _worker_engine.predict_pixels(decoded.images), decoded.failures
+
+
+def _pool(
+    workers: int,
+    initializer: Callable[..., None] | None = None,
+    initargs: tuple[object, ...] = (),
+) -> Pool:
+    # fork where it is safe and cheapest (Linux): workers start without re-importing.
+    method = "fork" if sys.platform.startswith("linux") else None
+    return mp.get_context(method).Pool(workers, initializer, initargs)
+
+
+# -- scheduling ---------------------------------------------------------------------
+
+Task = tuple[list[str], list[Failure]]  # files to classify, discovery problems found before them
+R = TypeVar("R")
+
+
+def _tasks(inputs: Iterable[str | os.PathLike[str]]) -> Iterator[Task]:
+    """Chunks of up to CHUNK paths, each with the discovery problems found along the way."""
+    paths: list[str] = []
+    problems: list[Failure] = []
+    for path, problem in find_images(inputs):
+        if problem is None:
+            paths.append(path)
+            if len(paths) == CHUNK:
+                yield paths, problems
+                paths, problems = [], []
+        else:
+            problems.append(Failure(path, problem))
+    if paths or problems:
+        yield paths, problems
+
+
+def _in_order(
+    pool: Pool, work: Callable[[list[str]], R], tasks: Iterator[Task], window: int
+) -> Iterator[tuple[list[Failure], R]]:
+    """Run ``work`` on each task's paths in ``pool``, at most ``window`` tasks in flight;
+    yield (the task's discovery problems, its result) in task order."""
+    pending: deque[tuple[list[Failure], AsyncResult[R]]] = deque()
+    for paths, problems in tasks:
+        pending.append((problems, pool.apply_async(work, (paths,))))
+        if len(pending) >= window:
+            done_problems, result = pending.popleft()
+            yield done_problems, result.get()
+    while pending:
+        done_problems, result = pending.popleft()
+        yield done_problems, result.get()
+
+
+def classify_files(
+    classifier: Classifier,
+    inputs: Iterable[str | os.PathLike[str]],
+    *,
+    workers: int | None = None,
+) -> Iterator[FileBatch]:
+    """Classify every image under ``inputs``; a bad file costs only itself.
+
+    Args:
+        classifier: the model, device and settings to use.
+        inputs: files (taken whatever their suffix), directories (walked recursively for
+            image suffixes) and globs (``**`` recurses).
+        workers: decoding processes; None uses every CPU this process may use, 1 decodes
+            here. Fewer than 256 files are always decoded here.
+
+    Yields:
+        ``FileBatch``es in discovery order (see ``fashion_onnx.infer.discover``); together
+        they name every input exactly once, as a prediction or as a failure.
+    """
+    workers = default_workers() if workers is None else workers
+    tasks = _tasks(inputs)
+    head = list(itertools.islice(tasks, PARALLEL_MIN_FILES // CHUNK))
+    tasks = itertools.chain(head, tasks)
+    parallel = workers > 1 and sum(len(paths) for paths, _ in head) >= PARALLEL_MIN_FILES
+    if not parallel:
+        for paths, problems in tasks:
+            decoded = decode_chunk(paths, classifier.invert)
+            probs = classifier.predict_pixels(decoded.images)
+            yield FileBatch(decoded.paths, probs, problems + decoded.failures)
+        return
+    window = IN_FLIGHT_PER_WORKER * workers
+    if classifier.provider == CPU:
+        settings = (classifier.model_bytes, classifier.batch_size, classifier.invert)
+        with _pool(workers, initializer=_start_worker, initargs=settings) as pool:
+            for problems, (paths, probs, failures) in _in_order(
+                pool, _classify_in_worker, tasks, window
+            ):
+                yield FileBatch(paths, probs, problems + failures)
+    else:  # one GPU session, here; the workers decode
+        decode = _DecodeTask(classifier.invert)
+        with _pool(workers) as pool:
+            for problems, result in _in_order(pool, decode, tasks, window):
+                probs = classifier.predict_pixels(result.images)
+                yield FileBatch(result.paths, probs, problems + result.failures)
+
+
+@dataclass(frozen=True)
+class _DecodeTask:
+    """A picklable ``paths -> DecodedChunk`` for the decode-only workers."""
+
+    invert: Invert
+
+    def __call__(self, paths: list[str]) -> DecodedChunk:
+        return decode_chunk(paths, self.invert)
