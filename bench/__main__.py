@@ -59,7 +59,8 @@ def main() -> None:
             f"end to end: fashion-infer on {count} PNGs vs decode-only vs quickstart loop ...",
             flush=True,
         )
-        results["end_to_end"] = end_to_end.run(folder, CHECKPOINT, count, args.quick)
+        one = png_folder(test_u8[:1], f"{prefix}one")
+        results["end_to_end"] = end_to_end.run(folder, one, CHECKPOINT, count, args.quick)
     if "cold_start" in args.only:
         print("cold start: one image, whole processes ...", flush=True)
         results["cold_start"] = cold_start.run(folder / "00000.png", CHECKPOINT, args.quick)

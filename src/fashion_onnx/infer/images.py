@@ -6,8 +6,10 @@ Every step is per image, so one bad file costs only itself: ``load_image`` raise
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
+from collections.abc import Iterator
 from typing import Literal, cast
 
 import numpy as np
@@ -24,17 +26,24 @@ IMAGE_SUFFIXES = frozenset(
 )  # compared lower-cased, so .PNG counts too
 
 
+def light_borders(stack: np.ndarray) -> np.ndarray:
+    """(n, h, w) images, h and w >= 3 -> (n,) bool: is the 1-pixel border brighter than
+    mid-grey? That is a product photo (dark garment on light), not FashionMNIST."""
+    _, h, w = stack.shape
+    # border = everything minus the interior: two reductions, no copies (exact in float64)
+    whole = stack.sum(axis=(1, 2), dtype=np.float64)
+    border_sum = whole - stack[:, 1:-1, 1:-1].sum(axis=(1, 2), dtype=np.float64)
+    border_count = h * w - (h - 2) * (w - 2)
+    full_scale = 255.0 if stack.dtype == np.uint8 else 1.0
+    return np.asarray(border_sum > border_count * full_scale / 2)
+
+
 def has_light_background(gray: np.ndarray) -> bool:
-    """True when the 1-pixel border is brighter than mid-grey: a product photo, not FashionMNIST."""
+    """``light_borders`` for one (h, w) image; tiny images compare their mean instead."""
     h, w = gray.shape
     if h < 3 or w < 3:
         return bool(gray.mean() > (127.5 if gray.dtype == np.uint8 else 0.5))
-    # border = everything minus the interior: two reductions, no copies
-    # (uint8 sums accumulate in uint64, floats in float64: no overflow)
-    border_sum = float(gray.sum()) - float(gray[1:-1, 1:-1].sum())
-    border_count = h * w - (h - 2) * (w - 2)
-    full_scale = 255.0 if gray.dtype == np.uint8 else 1.0
-    return bool(border_sum > border_count * full_scale / 2)
+    return bool(light_borders(gray[None])[0])
 
 
 def check_invert(invert: str) -> Invert:
@@ -84,7 +93,7 @@ def _to_gray_array(image: Image.Image) -> np.ndarray:
 def to_model_image(image: Image.Image, invert: Invert = "auto") -> np.ndarray:
     """A decoded PIL image -> uint8 (28, 28), light garment on dark, aspect ratio kept."""
     gray = _to_gray_array(image)
-    if should_invert(gray, invert):
+    if invert == "always" or (invert == "auto" and has_light_background(gray)):
         gray = 255 - gray
     if gray.shape == (IMAGE_SIZE, IMAGE_SIZE):
         return np.ascontiguousarray(gray)
@@ -102,30 +111,36 @@ def to_model_image(image: Image.Image, invert: Invert = "auto") -> np.ndarray:
     return np.asarray(small, dtype=np.uint8)
 
 
-def _decode_first_frame(path: str | os.PathLike[str]) -> Image.Image:
-    """Open and decode the file's first frame: every step that reads the file's bytes."""
+@contextlib.contextmanager
+def bomb_checks() -> Iterator[None]:
+    """Make Pillow's decompression-bomb warning an error while images are read."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        image = Image.open(path)
-        try:
-            width, height = image.size
-            if width * height > MAX_PIXELS:
-                raise ImageError(
-                    f"decompression bomb refused before decoding: {width}x{height} pixels "
-                    f"exceeds the {MAX_PIXELS:,}-pixel limit"
-                )
-            image.seek(0)  # animated GIF/WebP/TIFF: the first frame
-            if image.format == "JPEG":
-                image.draft("L", (IMAGE_SIZE, IMAGE_SIZE))  # let libjpeg downscale
-            image.load()
-        except BaseException:
-            image.close()
-            raise
-        return image
+        yield
+
+
+def _decode_first_frame(path: str | os.PathLike[str]) -> Image.Image:
+    """Open and decode the file's first frame (an opened image is at its first frame):
+    every step that reads the file's bytes."""
+    image = Image.open(path)
+    try:
+        width, height = image.size
+        if width * height > MAX_PIXELS:
+            raise ImageError(
+                f"decompression bomb refused before decoding: {width}x{height} pixels "
+                f"exceeds the {MAX_PIXELS:,}-pixel limit"
+            )
+        if image.format == "JPEG":
+            image.draft("L", (IMAGE_SIZE, IMAGE_SIZE))  # let libjpeg downscale
+        image.load()
+    except BaseException:
+        image.close()
+        raise
+    return image
 
 
 def load_image(path: str | os.PathLike[str], invert: Invert = "auto") -> np.ndarray:
-    """Open, check and convert one image file to uint8 (28, 28).
+    """Open, check and convert one image file to uint8 (28, 28), light garment on dark.
 
     Only what the file can cause becomes an ``ImageError``; a failure in the conversion
     of an image that decoded is a bug, and keeps its traceback.
@@ -135,8 +150,18 @@ def load_image(path: str | os.PathLike[str], invert: Invert = "auto") -> np.ndar
             truncated or corrupt, an unsupported mode, or too many pixels (checked
             before decoding).
     """
+    with bomb_checks(), open_image(path) as image:
+        return to_model_image(image, invert)
+
+
+def open_image(path: str | os.PathLike[str]) -> Image.Image:
+    """Open the file and decode its first frame; call it inside ``bomb_checks()``.
+
+    Raises:
+        ImageError: whatever the file's bytes (or its absence) cause, as one line.
+    """
     try:
-        image = _decode_first_frame(path)
+        return _decode_first_frame(path)
     except ImageError:
         raise
     except IsADirectoryError:
@@ -159,5 +184,3 @@ def load_image(path: str | os.PathLike[str], invert: Invert = "auto") -> np.ndar
     except Exception as exc:  # Pillow's format plugins raise many types on malformed bytes
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise ImageError(f"corrupt image ({type(exc).__name__}: {first})") from None
-    with image:
-        return to_model_image(image, invert)
