@@ -8,13 +8,20 @@ LIGHT_VENV := .venv-light
 VENV := .venv
 DATA_DEB := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 SOURCES := pyproject.toml $(shell find src -name '*.py' -o -name '*.onnx')
+# The ONNX Runtime build: CUDA where nvidia-smi lists a GPU, else the small CPU one.
+RUNTIME ?= $(shell nvidia-smi -L 2>/dev/null | grep -q '^GPU' && echo gpu || echo cpu)
+# Fails unless exactly one of onnxruntime / onnxruntime-gpu is in the venv ($1).
+ONE_RUNTIME = $1/bin/python -c "import importlib.metadata as m, sys; \
+	found = [d for d in ('onnxruntime', 'onnxruntime-gpu') if any(True for _ in m.distributions(name=d))]; \
+	print('ONNX Runtime in $1:', found); sys.exit(len(found) != 1)"
 
 .PHONY: demo test test-fast test-light lint data browser js model bench web clean
 
 $(BASE_VENV)/.installed: $(SOURCES)
 	$(PYTHON) -m venv $(BASE_VENV)
 	$(BASE_VENV)/bin/pip install --quiet --upgrade pip
-	$(BASE_VENV)/bin/pip install --quiet .
+	$(BASE_VENV)/bin/pip install --quiet '.[$(RUNTIME)]'
+	$(call ONE_RUNTIME,$(BASE_VENV))
 	touch $@
 
 demo: $(BASE_VENV)/.installed
@@ -24,7 +31,8 @@ demo: $(BASE_VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[train,dev]'
+	$(VENV)/bin/pip install --quiet -e '.[train,dev,$(RUNTIME)]'
+	$(call ONE_RUNTIME,$(VENV))
 	touch $@
 
 # Real FashionMNIST from Debian's package (root installs it; others are told how).
@@ -72,7 +80,8 @@ test-fast: $(VENV)/.installed data js
 $(LIGHT_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(LIGHT_VENV)
 	$(LIGHT_VENV)/bin/pip install --quiet --upgrade pip
-	$(LIGHT_VENV)/bin/pip install --quiet -e '.[test]'
+	$(LIGHT_VENV)/bin/pip install --quiet -e '.[test,$(RUNTIME)]'
+	$(call ONE_RUNTIME,$(LIGHT_VENV))
 	touch $@
 test-light: $(LIGHT_VENV)/.installed data browser js
 	@$(LIGHT_VENV)/bin/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('torch') is not None)" \

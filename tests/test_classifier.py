@@ -3,9 +3,9 @@ import pytest
 from PIL import Image
 
 from fashion_onnx.errors import DeviceError, ImageError, InvalidArgumentError, ModelError
+from fashion_onnx.gpu import gpu_present
 from fashion_onnx.infer import Classifier
 from fashion_onnx.infer.contract import default_model_path
-from fashion_onnx.infer.runtime import gpu_present
 
 
 @pytest.fixture(scope="module")

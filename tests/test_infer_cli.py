@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from fashion_onnx.gpu import gpu_present
 from fashion_onnx.infer import Classifier
 from fashion_onnx.infer.cli import app
-from fashion_onnx.infer.runtime import gpu_present
 
 runner = CliRunner()
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"

@@ -72,4 +72,21 @@ def test_missing_data_exits_2_naming_the_ways_to_get_it(tmp_path: Path, monkeypa
 def test_cuda_on_a_cpu_machine_is_a_clear_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["--device", "cuda", "--dry-run", "-o", str(tmp_path / "m.pth")])
     assert result.exit_code == 2
-    assert "torch sees no CUDA GPU" in result.output
+    assert "error: CUDA is not usable by torch here: " in result.output
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_auto_with_a_gpu_torch_cannot_use_warns_once_and_trains_on_the_cpu(
+    tmp_path: Path, monkeypatch, fashion_data
+) -> None:
+    from fashion_onnx.train import loop
+
+    monkeypatch.setattr(loop, "gpu_present", lambda: True)
+    result = runner.invoke(app, ["--dry-run", "-o", str(tmp_path / "m.pth")])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: a GPU is present but torch cannot use CUDA, so training on the CPU: "
+        f"{loop.torch_cuda_problem()}"
+    ]
+    assert "on cpu" in result.output

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, NoReturn, TypeVar
 
@@ -27,6 +29,19 @@ DataDirOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+@contextlib.contextmanager
+def warnings_as_lines() -> Iterator[None]:
+    """Inside, every warning is shown at once as one ``warning: ...`` line on stderr."""
+
+    def show(message: Warning | str, *args: object, **kwargs: object) -> None:
+        typer.echo(f"warning: {message}", err=True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = show
+        yield
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:

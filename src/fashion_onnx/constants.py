@@ -46,6 +46,11 @@ DEFAULT_INPUT_SCALE = (
 DEFAULT_BACKGROUND = "dark"  # FashionMNIST polarity: a light garment on a dark background
 ARCHITECTURE = "MLP Flatten-784-512-ReLU-512-ReLU-10 (PyTorch quickstart NeuralNetwork)"
 
+# Inference: the devices, and images per engine call on each (measured in bench/).
+DEVICES: tuple[str, ...] = ("auto", "cuda", "cpu")
+DEFAULT_BATCH_CPU = 512  # the engine's sweet spot on CPU
+DEFAULT_BATCH_CUDA = 4096  # big batches amortise the copies and the kernel launches
+
 DEFAULT_OPSET = 18  # runs on current onnxruntime, onnxruntime-node and onnxruntime-web
 
 # Export verification defaults, shared by the library and the CLI.

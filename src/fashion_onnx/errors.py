@@ -49,5 +49,9 @@ class ImageError(FashionOnnxError, ValueError):
     """One image could not be read. Raised per file; the batch goes on."""
 
 
+class RuntimeMissingError(FashionOnnxError, ImportError):
+    """No ONNX Runtime is installed; the message names the command that installs one."""
+
+
 class ExportError(FashionOnnxError, OSError):
     """An export's files could not be written (a directory in the way, a full disk, ...)."""

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from fashion_onnx.cli_common import DataDirOption, run_reporting_errors
+from fashion_onnx.cli_common import DataDirOption, run_reporting_errors, warnings_as_lines
 from fashion_onnx.constants import DEFAULT_ATOL, DEFAULT_MAX_DROP_POINTS, DEFAULT_OPSET
+
+if TYPE_CHECKING:
+    from fashion_onnx.export.api import ExportReport
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
 
@@ -57,28 +59,29 @@ def export_command(
 ) -> None:
     from rich.console import Console
 
-    from fashion_onnx.export.api import export_onnx
-    from fashion_onnx.export.report import report_table
-
     console = Console(stderr=True)
     precisions = tuple(p for p, wanted in (("int8", int8), ("fp16", fp16)) if wanted)
-    with console.status("exporting") as status, warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        report = run_reporting_errors(
-            lambda: export_onnx(
-                checkpoint,
-                output or checkpoint.with_suffix(".onnx"),
-                opset=opset,
-                atol=atol,
-                data_dir=data_dir,
-                precisions=precisions,
-                max_drop_points=max_drop,
-                on_stage=lambda stage: status.update(stage),
-            ),
-            debug=debug,
+
+    def export() -> ExportReport:
+        # First the runtime check: without ONNX Runtime it names the install command.
+        import fashion_onnx.infer.runtime  # noqa: F401
+        from fashion_onnx.export.api import export_onnx
+
+        return export_onnx(
+            checkpoint,
+            output or checkpoint.with_suffix(".onnx"),
+            opset=opset,
+            atol=atol,
+            data_dir=data_dir,
+            precisions=precisions,
+            max_drop_points=max_drop,
+            on_stage=lambda stage: status.update(stage),
         )
-    for warning in caught:
-        typer.echo(f"warning: {warning.message}", err=True)
+
+    with console.status("exporting") as status, warnings_as_lines():
+        report = run_reporting_errors(export, debug=debug)
+    from fashion_onnx.export.report import report_table
+
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:

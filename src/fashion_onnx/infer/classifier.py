@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from fashion_onnx.constants import IMAGE_SIZE
+from fashion_onnx.constants import DEFAULT_BATCH_CPU, DEFAULT_BATCH_CUDA, IMAGE_SIZE
 from fashion_onnx.errors import ImageError, InvalidArgumentError
 from fashion_onnx.infer.contract import check_contract, read_model
 from fashion_onnx.infer.images import (
@@ -21,12 +21,11 @@ from fashion_onnx.infer.images import (
     should_invert,
     to_model_image,
 )
-from fashion_onnx.infer.runtime import create_session
+from fashion_onnx.infer.runtime import CUDA, create_session
 
 if TYPE_CHECKING:
     from fashion_onnx.infer.files import FileBatch
 
-DEFAULT_BATCH = 512  # the engine's sweet spot on CPU; see bench/ for the measurement
 ImageLike = str | os.PathLike[str] | Image.Image
 
 
@@ -67,6 +66,7 @@ class Classifier:
         model: an ONNX file (path or bytes); None uses the model embedded in the package.
         device: "auto" (CUDA when really usable, else CPU), "cuda" (or fail) or "cpu".
         batch_size: images per engine call; inputs of any size are streamed through it.
+            None: 512 on the CPU, 4096 on CUDA.
         threads: intra-op threads for the CPU provider; None lets onnxruntime choose.
         invert: "auto" inverts images with a light background (product photos),
             "always" or "never" force it.
@@ -84,12 +84,12 @@ class Classifier:
         model: str | os.PathLike[str] | bytes | None = None,
         *,
         device: str = "auto",
-        batch_size: int = DEFAULT_BATCH,
+        batch_size: int | None = None,
         threads: int | None = None,
         invert: Invert = "auto",
         spinning: bool = True,
     ) -> None:
-        if batch_size < 1:
+        if batch_size is not None and batch_size < 1:
             raise InvalidArgumentError(f"batch_size must be >= 1, got {batch_size}")
         check_invert(invert)
         self.model_bytes, self.source = read_model(model)
@@ -97,8 +97,12 @@ class Classifier:
         self.contract = check_contract(self._session, self.source)
         for message in self.contract.warnings:
             warnings.warn(f"{self.source}: {message}", stacklevel=2)
-        self.batch_size = self.contract.fixed_batch or batch_size
+        on_cuda = self.provider == CUDA
+        default_batch = DEFAULT_BATCH_CUDA if on_cuda else DEFAULT_BATCH_CPU
+        self.batch_size = self.contract.fixed_batch or batch_size or default_batch
         self.invert: Invert = invert
+        # On CUDA, IO binding: each batch is copied to the device once and read back once.
+        self._binding = self._session.io_binding() if on_cuda else None
 
     @property
     def provider(self) -> str:
@@ -119,7 +123,13 @@ class Classifier:
             x = np.concatenate(
                 [x, np.zeros((self.contract.fixed_batch - n, *x.shape[1:]), x.dtype)]
             )
-        (out,) = self._session.run([self.contract.output_name], {self.contract.input_name: x})
+        if self._binding is None:
+            (out,) = self._session.run([self.contract.output_name], {self.contract.input_name: x})
+        else:
+            self._binding.bind_cpu_input(self.contract.input_name, x)
+            self._binding.bind_output(self.contract.output_name, "cuda")
+            self._session.run_with_iobinding(self._binding)
+            (out,) = self._binding.copy_outputs_to_cpu()
         return self.contract.probabilities(out[:n])
 
     def predict_pixels(self, images: np.ndarray) -> np.ndarray:

@@ -21,11 +21,16 @@ from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
-from fashion_onnx.cli_common import EXIT_INPUT_FAILED, EXIT_OK, fail, run_reporting_errors
-from fashion_onnx.infer.classifier import DEFAULT_BATCH
+from fashion_onnx.cli_common import (
+    EXIT_INPUT_FAILED,
+    EXIT_OK,
+    fail,
+    run_reporting_errors,
+    warnings_as_lines,
+)
+from fashion_onnx.constants import DEVICES
 from fashion_onnx.infer.images import INVERT_CHOICES
 from fashion_onnx.infer.output import FORMATS
-from fashion_onnx.infer.runtime import DEVICES
 
 if TYPE_CHECKING:
     from fashion_onnx.infer.classifier import Classifier
@@ -60,7 +65,14 @@ def infer_command(
         ),
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cuda or cpu.")] = "auto",
-    batch_size: Annotated[int, typer.Option(min=1, help="Images per engine call.")] = DEFAULT_BATCH,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Images per engine call. [default: 512 on CPU, 4096 on CUDA]",
+            show_default=False,
+        ),
+    ] = None,
     threads: Annotated[
         int | None,
         typer.Option(
@@ -116,9 +128,10 @@ def infer_command(
     _choice(fmt, FORMATS, "--format")
     settings = Settings(model, device, batch_size, threads, workers, invert, fmt, output, top_k)
     show_progress = sys.stderr.isatty() if progress is None else progress
-    code = run_reporting_errors(
-        lambda: run(paths, settings, labels=labels, progress=show_progress), debug=debug
-    )
+    with warnings_as_lines():  # the model's metadata, a CUDA fallback: one line each
+        code = run_reporting_errors(
+            lambda: run(paths, settings, labels=labels, progress=show_progress), debug=debug
+        )
     raise typer.Exit(code)
 
 
@@ -133,7 +146,7 @@ def main() -> None:
 class Settings:
     model: Path | None
     device: str
-    batch_size: int
+    batch_size: int | None
     threads: int | None
     workers: int | None
     invert: str

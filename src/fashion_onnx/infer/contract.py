@@ -13,10 +13,9 @@ import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import onnxruntime as ort
 
 from fashion_onnx.constants import (
     CLASS_NAMES,
@@ -30,6 +29,9 @@ from fashion_onnx.constants import (
     OUTPUT_NAMES,
 )
 from fashion_onnx.errors import ModelError
+
+if TYPE_CHECKING:  # imported for real by runtime.py, which says how to install it if missing
+    import onnxruntime as ort
 
 DEFAULT_MODEL_NAME = "fashion_mlp.onnx"
 PROBABILITIES = OUTPUT_NAMES[1]

@@ -1,24 +1,85 @@
-"""ONNX Runtime sessions: pick the execution provider, never falling back silently."""
+"""ONNX Runtime sessions on CUDA or the CPU, chosen by what really works, never silently.
+
+- ``cpu``: the CPU provider.
+- ``cuda``: CUDA or a ``DeviceError`` that says why not.
+- ``auto``: CUDA when it works. Where there is certainly no GPU (no NVIDIA device node)
+  it takes the CPU quietly, without loading any CUDA library; where a GPU is there but
+  CUDA fails, it takes the CPU and warns once with the reason and the fix.
+"""
 
 from __future__ import annotations
 
-import glob
+import contextlib
+import ctypes
+import io
+import os
 import sys
+import warnings
+from importlib import metadata
 
-import onnxruntime as ort
+from fashion_onnx.constants import DEVICES
+from fashion_onnx.errors import DeviceError, InvalidArgumentError, ModelError, RuntimeMissingError
+from fashion_onnx.gpu import gpu_present
 
-from fashion_onnx.errors import DeviceError, InvalidArgumentError, ModelError
-
-DEVICES: tuple[str, ...] = ("auto", "cuda", "cpu")
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
+CPU_INSTALL = "pip install 'fashion-onnx[cpu]'"
+GPU_INSTALL = "pip install 'fashion-onnx[gpu]'"  # onnxruntime-gpu with CUDA 13 and cuDNN 9 wheels
+SWITCH_TO_GPU = f"pip uninstall -y onnxruntime onnxruntime-gpu && {GPU_INSTALL}"
+
+try:
+    import onnxruntime as ort
+except ModuleNotFoundError as exc:
+    raise RuntimeMissingError(
+        "fashion-onnx needs ONNX Runtime and none is installed: run "
+        f"{CPU_INSTALL} (or {GPU_INSTALL} on a machine with an NVIDIA GPU)"
+    ) from exc
 
 
-def gpu_present() -> bool:
-    """Whether a CUDA device could exist here. On Linux, no /dev/nvidia<N> means no GPU."""
-    if sys.platform.startswith("linux"):
-        return bool(glob.glob("/dev/nvidia[0-9]*"))
-    return True
+def installed_runtimes() -> list[str]:
+    """The ONNX Runtime distributions installed (both at once overwrite each other's files)."""
+    found = []
+    for dist in ("onnxruntime", "onnxruntime-gpu"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            metadata.distribution(dist)
+            found.append(dist)
+    return found
+
+
+def cuda_problem() -> tuple[str, str] | None:
+    """(why CUDA cannot run here, the command that fixes it); None when it should run.
+
+    Only called where a GPU may be present: it loads the CUDA libraries.
+    """
+    runtimes = installed_runtimes()
+    if len(runtimes) > 1:
+        return "both onnxruntime and onnxruntime-gpu are installed", SWITCH_TO_GPU
+    if CUDA not in ort.get_available_providers():
+        runtime = ", ".join(runtimes) or "unknown"
+        return f"this onnxruntime ({runtime}) has no CUDA provider", SWITCH_TO_GPU
+    if hasattr(ort, "preload_dlls"):  # CUDA and cuDNN from the nvidia-* wheels, when installed
+        with contextlib.redirect_stdout(io.StringIO()):  # it prints; stdout is our output
+            with contextlib.suppress(Exception):
+                ort.preload_dlls()
+    provider = os.path.join(os.path.dirname(ort.__file__), "capi", _provider_library())
+    try:
+        ctypes.CDLL(provider)  # what onnxruntime would load; its error names the missing piece
+    except OSError as exc:
+        return _first_line(exc), GPU_INSTALL
+    return None
+
+
+def _provider_library() -> str:
+    return (
+        "onnxruntime_providers_cuda.dll"
+        if sys.platform == "win32"
+        else ("libonnxruntime_providers_cuda.so")
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def session_options(threads: int | None, spinning: bool = True) -> ort.SessionOptions:
@@ -37,23 +98,22 @@ def session_options(threads: int | None, spinning: bool = True) -> ort.SessionOp
     return options
 
 
-def _cuda_session(model: bytes, options: ort.SessionOptions) -> ort.InferenceSession | None:
-    """A session on CUDA, or None when CUDA cannot be used here (quietly)."""
-    if CUDA not in ort.get_available_providers() or not gpu_present():
-        return None
-    if hasattr(ort, "preload_dlls"):  # CUDA/cuDNN from the nvidia-* wheels, without torch
-        try:
-            ort.preload_dlls()
-        except Exception:
-            pass
-    ort.set_default_logger_severity(4)  # a failed CUDA load is expected here, not news
+def _cuda_session(
+    model: bytes, options: ort.SessionOptions, source: str
+) -> ort.InferenceSession | tuple[str, str]:
+    """A session that really runs on CUDA, or (why not, the fix)."""
+    problem = cuda_problem()
+    if problem is not None:
+        return problem
     try:
         session = ort.InferenceSession(model, options, providers=[CUDA, CPU])
-    except Exception:
-        return None
-    finally:
-        ort.set_default_logger_severity(2)
-    return session if session.get_providers()[0] == CUDA else None
+    except Exception as exc:
+        if "INVALID_PROTOBUF" in str(exc) or "INVALID_GRAPH" in str(exc):
+            raise ModelError(f"{source}: not a loadable ONNX model: {_first_line(exc)}") from None
+        return _first_line(exc), GPU_INSTALL
+    if session.get_providers()[0] != CUDA:
+        return "onnxruntime placed the model on the CPU (its log says why)", GPU_INSTALL
+    return session
 
 
 def create_session(
@@ -62,25 +122,33 @@ def create_session(
     """Create a session on ``device``; decide by the providers the session really got.
 
     Raises:
-        DeviceError: ``device="cuda"`` and CUDA is not usable (never a silent fallback).
+        DeviceError: ``device="cuda"`` and CUDA is not usable; the message says why.
         ModelError: onnxruntime cannot load the bytes.
+        InvalidArgumentError: an unknown device or a thread count below 1.
+
+    Warns:
+        UserWarning: ``device="auto"``, a GPU is present, but CUDA failed: the reason and
+            the command that fixes it, in one line.
     """
     if device not in DEVICES:
         raise InvalidArgumentError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
     options = session_options(threads, spinning)
-    if device in ("auto", "cuda"):
-        session = _cuda_session(model, options)
-        if session is not None:
-            return session
-        if device == "cuda":
+    if device == "cuda" or (device == "auto" and gpu_present()):
+        if device == "cuda" and not gpu_present():
             raise DeviceError(
-                "CUDA is not usable here "
-                f"(GPU device found: {'yes' if gpu_present() else 'no'}; onnxruntime "
-                f"{ort.__version__} offers {', '.join(ort.get_available_providers())}). "
-                "Choose the CPU or automatic device instead."
+                "CUDA is not usable here: no NVIDIA GPU device found (/dev/nvidia*, /dev/dxg)"
             )
+        cuda = _cuda_session(model, options, source)
+        if not isinstance(cuda, tuple):
+            return cuda
+        reason, fix = cuda
+        if device == "cuda":
+            raise DeviceError(f"CUDA is not usable here: {reason}. Fix: {fix}")
+        warnings.warn(
+            f"a GPU is present but CUDA is not usable, so running on the CPU: {reason}. Fix: {fix}",
+            stacklevel=3,
+        )
     try:
         return ort.InferenceSession(model, options, providers=[CPU])
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{source}: not a loadable ONNX model: {first}") from None
+        raise ModelError(f"{source}: not a loadable ONNX model: {_first_line(exc)}") from None

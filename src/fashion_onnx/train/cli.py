@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from fashion_onnx.cli_common import DataDirOption, run_reporting_errors
+from fashion_onnx.cli_common import DataDirOption, run_reporting_errors, warnings_as_lines
 from fashion_onnx.train.config import TrainConfig
 
 DEFAULTS = TrainConfig()
@@ -59,21 +59,22 @@ def train_command(
     if summary:
         typer.echo(run_reporting_errors(run.summary_table, debug=debug))
         return
-    run_reporting_errors(
-        lambda: run.train_and_save(
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            seed=seed,
-            data_dir=data_dir,
-            download=download,
-            output=output,
-            device=device,
-            plots=plots,
-            max_steps=2 if dry_run else None,
-        ),
-        debug=debug,
-    )
+    with warnings_as_lines():  # e.g. a GPU that torch cannot use: one line
+        run_reporting_errors(
+            lambda: run.train_and_save(
+                epochs=epochs,
+                batch_size=batch_size,
+                lr=lr,
+                seed=seed,
+                data_dir=data_dir,
+                download=download,
+                output=output,
+                device=device,
+                plots=plots,
+                max_steps=2 if dry_run else None,
+            ),
+            debug=debug,
+        )
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -17,6 +18,7 @@ from torch import nn
 
 from fashion_onnx.constants import NUM_CLASSES
 from fashion_onnx.errors import DeviceError
+from fashion_onnx.gpu import gpu_present
 from fashion_onnx.models import NeuralNetwork
 from fashion_onnx.train.config import TrainConfig
 from fashion_onnx.train.data import FashionData, to_input
@@ -64,13 +66,37 @@ class TrainResult:
         }
 
 
+def torch_cuda_problem() -> str | None:
+    """Why torch cannot use CUDA here, in one line; None when it can."""
+    if torch.version.cuda is None:
+        return f"this torch ({torch.__version__}) is a CPU-only build"
+    if torch.cuda.is_available():
+        return None
+    try:
+        torch.empty(0, device="cuda")  # raises with the driver's own reason
+    except Exception as exc:
+        text = str(exc).strip()
+        return text.splitlines()[0] if text else type(exc).__name__
+    return "torch sees no CUDA GPU"
+
+
 def resolve_device(device: str) -> torch.device:
-    """auto -> cuda when torch sees a GPU, else cpu. Raises DeviceError for an unusable cuda."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise DeviceError("CUDA was requested, but torch sees no CUDA GPU here; use the CPU")
-    return torch.device(device)
+    """cpu; cuda, or DeviceError with the reason; auto: cuda when torch can use it, else the
+    CPU, with a one-line warning when a GPU is present but unusable (never silently).
+    """
+    if device == "cpu":
+        return torch.device("cpu")
+    problem = torch_cuda_problem()
+    if problem is None:
+        return torch.device("cuda")
+    if device == "cuda":
+        raise DeviceError(f"CUDA is not usable by torch here: {problem}")
+    if gpu_present():
+        warnings.warn(
+            f"a GPU is present but torch cannot use CUDA, so training on the CPU: {problem}",
+            stacklevel=2,
+        )
+    return torch.device("cpu")
 
 
 def fold_input_normalization(model: NeuralNetwork, mean: float, std: float) -> None:
