@@ -368,10 +368,22 @@ def _check_checkpoint(ckpt: Path) -> dict[str, Any]:
     }
 
 
+def _torch_cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+SECTIONS = ("gpu_tests", "parity", "engine", "end_to_end", "training")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("gpu_check.json"))
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     args = parser.parse_args()
 
     from fashion_onnx.fashion_mnist import load_split
@@ -383,13 +395,17 @@ def main() -> None:
     report.data["cuda_usable"] = with_cuda
     skip = {"skipped": "CUDA is not usable here (see facts.cuda_problem)"}
     count = 1000 if args.quick else len(test_images)
-    report.section("gpu_tests", gpu_tests if with_cuda else lambda: skip)
-    report.section("parity", (lambda: parity(test_images)) if with_cuda else lambda: skip)
     x = (test_images.reshape(-1, 1, 28, 28).astype(np.float32) / 255)[:count]
     tiled = np.concatenate([x] * (1 if args.quick else 7))[: 1024 if args.quick else 65536]
-    report.section("engine", lambda: engine(tiled, args.quick, with_cuda))
-    report.section("end_to_end", lambda: end_to_end(test_images[:count], args.quick, with_cuda))
-    report.section("training", lambda: training(args.quick, with_cuda))
+    runs: dict[str, Callable[[], Any]] = {
+        "gpu_tests": gpu_tests if with_cuda else lambda: skip,
+        "parity": (lambda: parity(test_images)) if with_cuda else lambda: skip,
+        "engine": lambda: engine(tiled, args.quick, with_cuda),
+        "end_to_end": lambda: end_to_end(test_images[:count], args.quick, with_cuda),
+        "training": lambda: training(args.quick, _torch_cuda()),  # torch's CUDA, not ORT's
+    }
+    for name in args.sections:
+        report.section(name, runs[name])
     report.data["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
     args.out.write_text(json.dumps(report.data, indent=2) + "\n")
 
