@@ -306,17 +306,30 @@ def end_to_end(images: np.ndarray, quick: bool, with_cuda: bool) -> dict[str, An
                 raise RuntimeError(f"{' '.join(cmd)} exited {result.returncode}: {result.stderr}")
             summaries[device] = result.stderr.strip().splitlines()[-1]
     rate = {d: len(images) / statistics.median(t) for d, t in wall.items()}
-    same = None
-    if with_cuda:
-        rows = {d: sorted((folder.parent / f"{d}.csv").read_text().splitlines()) for d in devices}
-        same = rows["cpu"] == rows["cuda"]
+    agreement = None
+    if with_cuda:  # the same file gets the same class; confidences agree to 6 decimals
+        rows = {d: _csv_rows(folder.parent / f"{d}.csv") for d in devices}
+        agreement = {
+            "rows": len(rows["cpu"]),
+            "same_classes": all(rows["cpu"][p][0] == rows["cuda"][p][0] for p in rows["cpu"]),
+            "max_confidence_diff": max(
+                abs(rows["cpu"][p][1] - rows["cuda"][p][1]) for p in rows["cpu"]
+            ),
+        }
     return {
         "images": len(images),
         "whole_process_images_per_s": rate,
         "cuda_vs_cpu": rate["cuda"] / rate["cpu"] if with_cuda else None,
-        "identical_csv": same,
+        "cpu_cuda_agreement": agreement,
         "summaries": summaries,
     }
+
+
+def _csv_rows(path: Path) -> dict[str, tuple[str, float]]:
+    import csv
+
+    with path.open(newline="") as handle:
+        return {r["path"]: (r["class"], float(r["confidence"])) for r in csv.DictReader(handle)}
 
 
 # -- training -------------------------------------------------------------------------

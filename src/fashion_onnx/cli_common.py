@@ -33,13 +33,13 @@ DataDirOption = Annotated[
 
 @contextlib.contextmanager
 def warnings_as_lines() -> Iterator[None]:
-    """Inside, every warning is shown at once as one ``warning: ...`` line on stderr."""
+    """Inside, each warning that Python's filters let through (ours are UserWarnings) is
+    shown at once as one ``warning: ...`` line on stderr."""
 
     def show(message: Warning | str, *args: object, **kwargs: object) -> None:
         typer.echo(f"warning: {message}", err=True)
 
     with warnings.catch_warnings():
-        warnings.simplefilter("always")
         warnings.showwarning = show
         yield
 
