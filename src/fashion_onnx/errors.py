@@ -49,8 +49,9 @@ class ImageError(FashionOnnxError, ValueError):
     """One image could not be read. Raised per file; the batch goes on."""
 
 
-class RuntimeMissingError(FashionOnnxError, ImportError):
-    """No ONNX Runtime is installed; the message names the command that installs one."""
+class MissingExtraError(FashionOnnxError, ImportError):
+    """An optional part (ONNX Runtime, Ray) is not installed; the message names the command
+    that installs it."""
 
 
 class ExportError(FashionOnnxError, OSError):

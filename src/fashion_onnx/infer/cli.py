@@ -14,7 +14,7 @@ import glob
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TextIO
@@ -33,7 +33,7 @@ from fashion_onnx.infer.images import INVERT_CHOICES
 from fashion_onnx.infer.output import FORMATS
 
 if TYPE_CHECKING:
-    from fashion_onnx.infer.classifier import Classifier
+    from fashion_onnx.infer.files import Failure, FileBatch
     from fashion_onnx.infer.output import RowWriter
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
@@ -49,14 +49,19 @@ def _choice(value: str, choices: tuple[str, ...], option: str) -> str:
     help="Classify image files with the ONNX model (torch-free).\n\n"
     "Directories are walked recursively in the order the filesystem lists them; rows are "
     "written as results arrive, in that order.\n\n"
+    "With --engine ray the same job runs on a Ray cluster (pip install 'fashion-onnx[ray]').\n\n"
     "Exit status: 0 every input was classified; 1 some inputs failed (each named on "
     "stderr), the rest were classified; 2 usage or configuration error (no inputs found, "
-    "missing or incompatible model, unusable device)."
+    "missing or incompatible model, unusable device or cluster)."
 )
 def infer_command(
     paths: Annotated[
         list[str],
-        typer.Argument(metavar="PATH", help="Image files, directories (recursive) or globs."),
+        typer.Argument(
+            metavar="PATH",
+            help="Image files, directories (recursive) or globs; with --engine ray also "
+            "URIs (s3://bucket/prefix/).",
+        ),
     ],
     model: Annotated[
         Path | None,
@@ -94,14 +99,20 @@ def infer_command(
     invert: Annotated[
         str, typer.Option(help="auto (light backgrounds are inverted), always or never.")
     ] = "auto",
-    fmt: Annotated[str, typer.Option("--format", help="table, csv, json or jsonl.")] = "table",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="table, csv, json, jsonl; or parquet (--engine ray, -o a directory or URI).",
+        ),
+    ] = "table",
     output: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--output",
             "-o",
-            dir_okay=False,
-            help="Write here (atomically). [default: stdout]",
+            help="Write here (a file, atomically; for parquet a directory or URI). "
+            "[default: stdout]",
             show_default=False,
         ),
     ] = None,
@@ -121,12 +132,31 @@ def infer_command(
             show_default=False,
         ),
     ] = None,
+    engine: Annotated[
+        str, typer.Option(help="local (processes on this machine) or ray (Ray Data).")
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="The Ray cluster, HOST:PORT. [default: $RAY_ADDRESS, else a local Ray]",
+            show_default=False,
+        ),
+    ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     _choice(device, DEVICES, "--device")
     _choice(invert, INVERT_CHOICES, "--invert")
-    _choice(fmt, FORMATS, "--format")
-    settings = Settings(model, device, batch_size, threads, workers, invert, fmt, output, top_k)
+    _choice(fmt, (*FORMATS, "parquet"), "--format")
+    _choice(engine, ("local", "ray"), "--engine")
+    if fmt == "parquet" and (engine != "ray" or output is None):
+        raise typer.BadParameter(
+            "parquet needs --engine ray and -o DIR_OR_URI", param_hint="--format"
+        )
+    if output is not None and fmt != "parquet" and os.path.isdir(output):
+        raise typer.BadParameter(f"{output} is a directory; give a file", param_hint="--output")
+    settings = Settings(
+        model, device, batch_size, threads, workers, invert, fmt, output, top_k, engine, ray_address
+    )
     show_progress = sys.stderr.isatty() if progress is None else progress
     with warnings_as_lines():  # the model's metadata, a CUDA fallback: one line each
         code = run_reporting_errors(
@@ -151,8 +181,10 @@ class Settings:
     workers: int | None
     invert: str
     fmt: str
-    output: Path | None
+    output: str | None
     top_k: int
+    engine: str  # local | ray
+    ray_address: str | None
 
 
 @dataclass
@@ -177,9 +209,12 @@ def read_truth(csv_path: Path) -> dict[str, str]:
 
 def any_image(inputs: list[str]) -> bool:
     """Whether ``inputs`` hold at least one file; if not, name the problems met on stderr.
-    Cheap: discovery stops at the first file."""
+    Cheap: discovery stops at the first file. URIs are listed by Ray, not here."""
     from fashion_onnx.infer.discover import find_images
+    from fashion_onnx.infer.ray_engine import is_uri
 
+    if any(is_uri(i) for i in inputs):
+        return True
     problems = []
     for path, problem in find_images(inputs):
         if problem is None:
@@ -190,11 +225,11 @@ def any_image(inputs: list[str]) -> bool:
     return False
 
 
-def is_an_input(output: Path, inputs: list[str]) -> bool:
+def is_an_input(output: str, inputs: list[str]) -> bool:
     """Whether ``output`` already exists as one of the files ``inputs`` would classify."""
     from fashion_onnx.infer.discover import GLOB_CHARS, is_image_name
 
-    if not output.is_file():
+    if not os.path.isfile(output):
         return False  # a file that does not exist yet is no input
     real = os.path.realpath(output)
     for arg in inputs:
@@ -211,15 +246,34 @@ def is_an_input(output: Path, inputs: list[str]) -> bool:
 
 
 @contextlib.contextmanager
-def open_output(output: Path | None) -> Iterator[TextIO]:
-    """stdout, or a file that appears (atomically) only once everything is written."""
+def open_output(output: str | None, guard_stdout: bool) -> Iterator[TextIO]:
+    """stdout, or a file that appears (atomically) only once everything is written.
+
+    ``guard_stdout``: rows go to a private copy of stdout while file descriptor 1 points
+    at stderr, so that nothing a library prints there (Ray does) can mix into the rows.
+    """
     from fashion_onnx.fileio import atomic_path
 
-    if output is None:
+    if output is not None:
+        with atomic_path(output) as tmp, tmp.open("w", encoding="utf-8", newline="") as handle:
+            yield handle
+        return
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        fd = -1  # not a real file (a test runner captures it): nothing else can write there
+    if not guard_stdout or fd != 1:
         yield sys.stdout
         return
-    with atomic_path(output) as tmp, tmp.open("w", encoding="utf-8", newline="") as handle:
-        yield handle
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with os.fdopen(os.dup(saved), "w", encoding="utf-8", newline="") as rows:
+            yield rows
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 @contextlib.contextmanager
@@ -243,18 +297,21 @@ def progress_bar(enabled: bool) -> Iterator[Callable[[int], None]]:
         yield lambda n: bar.advance(task, n)
 
 
+def report_failures(failures: Iterable[Failure]) -> None:
+    for failure in failures:
+        typer.echo(f"{failure.path}: {failure.reason}", err=True)
+
+
 def classify_into(
-    classifier: Classifier,
-    inputs: list[str],
-    workers: int | None,
+    batches: Iterable[FileBatch],
+    class_names: tuple[str, ...],
     writer: RowWriter,
     truth: dict[str, str],
     advance: Callable[[int], None],
 ) -> Tally:
     tally = Tally()
-    for batch in classifier.classify_files(inputs, workers=workers):
-        for failure in batch.failures:
-            typer.echo(f"{failure.path}: {failure.reason}", err=True)
+    for batch in batches:
+        report_failures(batch.failures)
         writer.write(batch.paths, batch.probabilities)
         tally.failed += len(batch.failures)
         tally.classified += len(batch.paths)
@@ -263,7 +320,7 @@ def classify_into(
                 expected = truth.get(os.path.realpath(path))
                 if expected is not None:
                     tally.judged += 1
-                    tally.right += classifier.class_names[label] == expected
+                    tally.right += class_names[label] == expected
         advance(len(batch))
     writer.close()
     return tally
@@ -279,26 +336,52 @@ def run(inputs: list[str], s: Settings, *, labels: Path | None, progress: bool) 
     started = time.perf_counter()
     if not any_image(inputs):
         fail("no image files found in the given paths")
-    if s.output is not None and is_an_input(s.output, inputs):
+    if s.output is not None and s.fmt != "parquet" and is_an_input(s.output, inputs):
         fail(f"--output {s.output} is one of the inputs; choose another path")
     truth = read_truth(labels) if labels is not None else {}
+    on_ray = s.engine == "ray"
     # With worker processes, this process forks them: keep its own engine single-threaded
-    # (no engine threads to fork) and not spinning (the workers need the cores).
-    forks = (s.workers or default_workers()) > 1
+    # (no engine threads to fork) and not spinning (the workers need the cores). On Ray it
+    # only checks the model and names the classes.
+    forks = on_ray or (s.workers or default_workers()) > 1
     classifier = Classifier(
         s.model,
-        device=s.device,
+        device="cpu" if on_ray else s.device,
         batch_size=s.batch_size,
         threads=s.threads or (1 if forks else None),
         invert=check_invert(s.invert),
         spinning=not forks,
     )
-    with progress_bar(progress) as advance, open_output(s.output) as stream:
-        writer = RowWriter(stream, s.fmt, classifier.class_names, s.top_k)
-        tally = classify_into(classifier, inputs, s.workers, writer, truth, advance)
+    with contextlib.ExitStack() as stack:
+        if on_ray:
+            from fashion_onnx.infer import ray_engine
+
+            cluster = ray_engine.connect(s.ray_address, num_cpus=s.workers)
+            stack.callback(ray_engine.disconnect, cluster)
+            where = f"{cluster.describe()}, {ray_engine.actor_device(s.device).upper()} actors"
+            model, invert = classifier.model_bytes, classifier.invert
+            if s.fmt == "parquet":
+                assert s.output is not None
+                classified, failures = ray_engine.write_parquet_on_ray(
+                    inputs, s.output, model=model, device=s.device, invert=invert
+                )
+                report_failures(failures)
+                tally = Tally(classified=classified, failed=len(failures))
+            else:
+                batches: Iterable[FileBatch] = ray_engine.classify_on_ray(
+                    inputs, model=model, device=s.device, invert=invert
+                )
+        else:
+            where = classifier.provider
+            batches = classifier.classify_files(inputs, workers=s.workers)
+        if s.fmt != "parquet":
+            advance = stack.enter_context(progress_bar(progress))
+            stream = stack.enter_context(open_output(s.output, guard_stdout=on_ray))
+            writer = RowWriter(stream, s.fmt, classifier.class_names, s.top_k)
+            tally = classify_into(batches, classifier.class_names, writer, truth, advance)
     seconds = time.perf_counter() - started
     summary = (
-        f"{tally.classified} image(s) classified, {tally.failed} failed, on {classifier.provider}, "
+        f"{tally.classified} image(s) classified, {tally.failed} failed, on {where}, "
         f"{tally.classified / seconds:,.0f} images/s ({seconds:.2f}s)"
     )
     if truth:

@@ -30,6 +30,7 @@ from fashion_onnx.errors import ImageError
 from fashion_onnx.infer.discover import find_images
 from fashion_onnx.infer.images import (
     Invert,
+    Source,
     bomb_checks,
     light_borders,
     open_image,
@@ -68,43 +69,53 @@ class FileBatch:
 
 @dataclass(frozen=True)
 class DecodedChunk:
-    """Images decoded from a list of files; shared by the local and the Ray engine."""
+    """Images decoded from a list of sources; shared by the local and the Ray engine."""
 
-    paths: list[str]  # the files that decoded, in order
-    images: np.ndarray  # (len(paths), 28, 28) uint8, light garment on dark
-    failures: list[Failure]  # the others
+    images: np.ndarray  # (k, 28, 28) uint8, light garment on dark: the sources that decoded
+    errors: list[str | None]  # per source, in order: None if it decoded, else the reason
+
+    def split(self, names: Sequence[str]) -> tuple[list[str], list[Failure]]:
+        """(the names of the sources that decoded, a Failure for each other one)."""
+        ok = [name for name, error in zip(names, self.errors, strict=True) if error is None]
+        failures = [
+            Failure(name, error)
+            for name, error in zip(names, self.errors, strict=True)
+            if error is not None
+        ]
+        return ok, failures
 
 
-def decode_chunk(paths: Sequence[str], invert: Invert) -> DecodedChunk:
-    """Decode ``paths`` one by one, as ``load_image`` would; a bad file costs only itself.
+def decode_chunk(sources: Sequence[Source], invert: Invert) -> DecodedChunk:
+    """Decode files (or files' bytes) one by one, as ``load_image`` would; a bad one costs
+    only itself.
 
     FashionMNIST-like files (8-bit grayscale, 28x28) take a short path: their pixels are
     copied straight in, and the light-background check runs once for all of them.
     """
-    images = np.empty((len(paths), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
-    plain = np.zeros(len(paths), dtype=bool)  # rows still to check for a light background
-    ok: list[str] = []
-    failures: list[Failure] = []
+    images = np.empty((len(sources), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+    plain = np.zeros(len(sources), dtype=bool)  # rows still to check for a light background
+    errors: list[str | None] = []
+    row = 0
     with bomb_checks():
-        for path in paths:
+        for source in sources:
             try:
-                image = open_image(path)
+                image = open_image(source)
             except ImageError as exc:
-                failures.append(Failure(path, str(exc)))
+                errors.append(str(exc))
                 continue
             with image:
-                row = len(ok)
                 if image.mode == "L" and image.size == SHAPE and "transparency" not in image.info:
                     images[row] = np.frombuffer(image.tobytes(), np.uint8).reshape(SHAPE)
                     plain[row] = True
                 else:
                     images[row] = to_model_image(image, invert)
-            ok.append(path)
-    images, plain = images[: len(ok)], plain[: len(ok)]
+            errors.append(None)
+            row += 1
+    images, plain = images[:row], plain[:row]
     if invert != "never" and plain.any():
         flip = plain if invert == "always" else plain & light_borders(images)
         images[flip] = 255 - images[flip]
-    return DecodedChunk(ok, images, failures)
+    return DecodedChunk(images, errors)
 
 
 def default_workers() -> int:
@@ -133,7 +144,8 @@ def _start_worker(model: bytes, batch_size: int, invert: Invert) -> None:
 def _classify_in_worker(paths: list[str]) -> tuple[list[str], np.ndarray, list[Failure]]:
     assert _worker_engine is not None, "the pool's initializer made the engine"
     decoded = decode_chunk(paths, _worker_engine.invert)
-    return decoded.paths, _worker_engine.predict_pixels(decoded.images), decoded.failures
+    ok, failures = decoded.split(paths)
+    return ok, _worker_engine.predict_pixels(decoded.images), failures
 
 
 def _pool(
@@ -211,8 +223,8 @@ def classify_files(
     if not parallel:
         for paths, problems in tasks:
             decoded = decode_chunk(paths, classifier.invert)
-            probs = classifier.predict_pixels(decoded.images)
-            yield FileBatch(decoded.paths, probs, problems + decoded.failures)
+            ok, failures = decoded.split(paths)
+            yield FileBatch(ok, classifier.predict_pixels(decoded.images), problems + failures)
         return
     window = IN_FLIGHT_PER_WORKER * workers
     if classifier.provider == CPU:
@@ -225,16 +237,17 @@ def classify_files(
     else:  # one GPU session, here; the workers decode
         decode = _DecodeTask(classifier.invert)
         with _pool(workers) as pool:
-            for problems, result in _in_order(pool, decode, tasks, window):
-                probs = classifier.predict_pixels(result.images)
-                yield FileBatch(result.paths, probs, problems + result.failures)
+            for problems, (ok, images, failures) in _in_order(pool, decode, tasks, window):
+                yield FileBatch(ok, classifier.predict_pixels(images), problems + failures)
 
 
 @dataclass(frozen=True)
 class _DecodeTask:
-    """A picklable ``paths -> DecodedChunk`` for the decode-only workers."""
+    """A picklable ``paths -> (decoded paths, images, failures)`` for decode-only workers."""
 
     invert: Invert
 
-    def __call__(self, paths: list[str]) -> DecodedChunk:
-        return decode_chunk(paths, self.invert)
+    def __call__(self, paths: list[str]) -> tuple[list[str], np.ndarray, list[Failure]]:
+        decoded = decode_chunk(paths, self.invert)
+        ok, failures = decoded.split(paths)
+        return ok, decoded.images, failures

@@ -7,6 +7,7 @@ Every step is per image, so one bad file costs only itself: ``load_image`` raise
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import warnings
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from fashion_onnx.constants import IMAGE_SIZE
 from fashion_onnx.errors import ImageError, InvalidArgumentError
 
 Invert = Literal["auto", "always", "never"]
+Source = str | os.PathLike[str] | bytes  # a file, or a file's contents
 INVERT_CHOICES: tuple[str, ...] = ("auto", "always", "never")
 MAX_PIXELS = 40_000_000  # refuse larger images before decoding (decompression bombs)
 IMAGE_SUFFIXES = frozenset(
@@ -119,7 +121,7 @@ def bomb_checks() -> Iterator[None]:
         yield
 
 
-def _decode_first_frame(path: str | os.PathLike[str]) -> Image.Image:
+def _decode_first_frame(path: str | os.PathLike[str] | io.BytesIO) -> Image.Image:
     """Open and decode the file's first frame (an opened image is at its first frame):
     every step that reads the file's bytes."""
     image = Image.open(path)
@@ -154,25 +156,36 @@ def load_image(path: str | os.PathLike[str], invert: Invert = "auto") -> np.ndar
         return to_model_image(image, invert)
 
 
-def open_image(path: str | os.PathLike[str]) -> Image.Image:
-    """Open the file and decode its first frame; call it inside ``bomb_checks()``.
+def open_image(source: Source) -> Image.Image:
+    """Open a file (or a file's bytes) and decode its first frame; call it inside
+    ``bomb_checks()``.
 
     Raises:
         ImageError: whatever the file's bytes (or its absence) cause, as one line.
     """
+    if isinstance(source, bytes):
+        if not source:
+            raise ImageError("empty file (0 bytes)")
+        path: str | os.PathLike[str] | None = None
+        readable: str | os.PathLike[str] | io.BytesIO = io.BytesIO(source)
+    else:
+        path = readable = source
     try:
-        return _decode_first_frame(path)
+        return _decode_first_frame(readable)
     except ImageError:
         raise
     except IsADirectoryError:
         raise ImageError("is a directory, not an image file") from None
     except FileNotFoundError:
-        reason = "broken symlink" if os.path.islink(path) else "no such file"
+        reason = "broken symlink" if path and os.path.islink(path) else "no such file"
         raise ImageError(reason) from None
     except PermissionError:
         raise ImageError("permission denied") from None
     except UnidentifiedImageError:
-        size = os.path.getsize(path) if os.path.exists(path) else 0
+        if path is None:
+            size = len(source) if isinstance(source, bytes) else 0
+        else:
+            size = os.path.getsize(path) if os.path.exists(path) else 0
         raise ImageError(
             "empty file (0 bytes)" if size == 0 else "not an image Pillow can read"
         ) from None

@@ -18,7 +18,7 @@ import warnings
 from importlib import metadata
 
 from fashion_onnx.constants import DEVICES
-from fashion_onnx.errors import DeviceError, InvalidArgumentError, ModelError, RuntimeMissingError
+from fashion_onnx.errors import DeviceError, InvalidArgumentError, MissingExtraError, ModelError
 from fashion_onnx.gpu import gpu_present
 
 CUDA = "CUDAExecutionProvider"
@@ -34,7 +34,7 @@ SWITCH_TO_GPU = f"pip uninstall -y onnxruntime onnxruntime-gpu && {GPU_INSTALL}"
 try:
     import onnxruntime as ort
 except ModuleNotFoundError as exc:
-    raise RuntimeMissingError(
+    raise MissingExtraError(
         "fashion-onnx needs ONNX Runtime and none is installed: run "
         f"{CPU_INSTALL} (or {GPU_INSTALL} on a machine with an NVIDIA GPU)"
     ) from exc

@@ -1,0 +1,462 @@
+"""Scale out: classify files on a Ray cluster through Ray Data.
+
+The same decode function (``files.decode_chunk``) and the same model contract
+(``Classifier``) as the local engine; only the scheduling differs. Decoding runs as Ray
+tasks; inference runs in a pool of actors, each holding one onnxruntime session made
+inside the actor (never pickled), with as many engine threads as the actor has CPUs.
+
+For users who already run Ray pipelines::
+
+    import ray
+    from fashion_onnx.infer.ray_engine import add_predictions
+
+    ds = ray.data.read_binary_files("s3://bucket/shots/", include_paths=True)
+    ds = add_predictions(ds, column="bytes")  # + label, class, confidence, probabilities, error
+
+Nothing here is imported unless Ray is asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import socket
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fashion_onnx.constants import IMAGE_SIZE, NUM_CLASSES
+from fashion_onnx.errors import FashionOnnxError, InvalidArgumentError, MissingExtraError
+from fashion_onnx.infer.contract import read_model
+from fashion_onnx.infer.discover import find_images
+from fashion_onnx.infer.files import Failure, FileBatch, decode_chunk
+from fashion_onnx.infer.images import IMAGE_SUFFIXES, Invert
+
+if TYPE_CHECKING:
+    import ray.data
+
+RAY_INSTALL = "pip install 'fashion-onnx[ray]'"
+URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")  # s3://, gs://, file://, ...
+CONNECT_TIMEOUT_S = 45.0  # a cluster that has not answered by then is reported, not waited on
+BATCH = 1024  # rows per Ray Data batch: large enough to amortise the engine call
+
+
+class RayClusterError(FashionOnnxError, ConnectionError):
+    """The Ray cluster cannot be reached or used; the message says why and what to do."""
+
+
+def is_uri(path: str) -> bool:
+    """Whether ``path`` names object storage or a filesystem by scheme (``s3://...``)."""
+    return bool(URI.match(path))
+
+
+# -- the Ray Data steps (run on the workers) -----------------------------------------
+
+
+def decode_batch(batch: dict[str, np.ndarray], column: str, invert: Invert) -> dict[str, Any]:
+    """A ``map_batches`` step: decode ``column`` (file paths, or file contents as bytes).
+
+    Adds ``image`` (uint8 (n, 28, 28), zeros where decoding failed) and ``error`` (the
+    one-line reason, "" when the image decoded). A bad file never fails the dataset.
+    """
+    sources = [s if isinstance(s, bytes) else str(s) for s in batch[column]]
+    decoded = decode_chunk(sources, invert)
+    ok = np.array([e is None for e in decoded.errors], dtype=bool)
+    images = np.zeros((len(sources), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+    images[ok] = decoded.images
+    errors = np.array([e or "" for e in decoded.errors], dtype=object)
+    return {**batch, "image": images, "error": errors}
+
+
+class RayPredictor:
+    """A ``map_batches`` step for an actor pool: adds the prediction columns.
+
+    Reads ``image`` and ``error`` (from ``decode_batch``); replaces ``image`` with ``label``
+    (int64, -1 where the file failed), ``class`` (str), ``confidence`` (float32) and
+    ``probabilities`` (float32 (n, 10)). The session is created here, in the actor.
+
+    Args:
+        model: ONNX bytes (read once on the driver) or a path every node can read; None
+            uses the embedded model.
+        device: "cpu" or "cuda" (the actor should then hold a GPU).
+        threads: engine threads; match the CPUs the actor was given.
+        node_column: also record, in this column, the Ray node that classified each row.
+    """
+
+    def __init__(
+        self,
+        model: bytes | str | None = None,
+        *,
+        device: str = "cpu",
+        threads: int = 1,
+        node_column: str | None = None,
+    ) -> None:
+        from fashion_onnx.infer.classifier import Classifier
+
+        self.classifier = Classifier(model, device=device, threads=threads)
+        self.node_column = node_column
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        out = {k: v for k, v in batch.items() if k != "image"}
+        ok = batch["error"] == ""
+        probs = np.zeros((len(ok), NUM_CLASSES), dtype=np.float32)
+        probs[ok] = self.classifier.predict_pixels(batch["image"][ok])
+        labels = np.where(ok, probs.argmax(1), -1)
+        names = np.array(self.classifier.class_names + ("",), dtype=object)
+        out.update(
+            label=labels,
+            confidence=np.where(ok, probs.max(1), np.float32(0)).astype(np.float32),
+            probabilities=probs,
+        )
+        out["class"] = names[labels]  # label -1 picks the trailing ""
+        if self.node_column is not None:
+            import ray
+
+            node = ray.get_runtime_context().get_node_id()
+            out[self.node_column] = np.array([node] * len(ok), dtype=object)
+        return out
+
+
+def actor_device(device: str) -> str:
+    """The inference actors' device: "auto" is "cuda" when the cluster has a GPU.
+
+    Raises:
+        RayClusterError: "cuda" on a cluster without a GPU.
+    """
+    import ray
+
+    if device not in ("auto", "cpu", "cuda"):
+        raise InvalidArgumentError(f"device must be one of auto, cuda, cpu, got {device!r}")
+    gpus = int(ray.cluster_resources().get("GPU", 0))  # type: ignore[no-untyped-call]
+    if device == "cuda" and not gpus:
+        raise RayClusterError("device cuda was asked for, but the Ray cluster has no GPU")
+    return "cuda" if device == "cuda" or (device == "auto" and gpus) else "cpu"
+
+
+def add_predictions(
+    ds: ray.data.Dataset,
+    *,
+    column: str = "path",
+    model: bytes | str | None = None,
+    device: str = "auto",
+    invert: Invert = "auto",
+    actors: int | None = None,
+    min_actors: int = 1,
+    batch_size: int = BATCH,
+    node_column: str | None = None,
+) -> ray.data.Dataset:
+    """Add prediction columns to a dataset with a ``column`` of image paths or bytes.
+
+    Args:
+        ds: any ``ray.data.Dataset``; its other columns are kept.
+        column: the paths (every node must be able to read them) or the files' bytes.
+        model: ONNX bytes or a path; None uses the embedded model (read here, shipped once).
+        device: "cpu", "cuda" (one GPU per actor) or "auto" (CUDA when the cluster has GPUs).
+        invert: as for ``Classifier``: "auto" inverts light-background images.
+        actors: the most inference actors; None: one per CPU (or GPU) of the cluster.
+        min_actors: the fewest. The pool grows from here as work queues up; keep it below
+            the cluster's CPUs when the dataset is read by tasks, which need a CPU too.
+        batch_size: rows per batch for decoding and inference.
+        node_column: see ``RayPredictor``.
+
+    Returns:
+        The dataset with ``label``, ``class``, ``confidence``, ``probabilities`` and
+        ``error`` ("" when the image was classified) added, in the input order when the
+        context preserves order.
+    """
+    import ray
+
+    device = actor_device(device)
+    resources = ray.cluster_resources()  # type: ignore[no-untyped-call]
+    gpus, cpus = int(resources.get("GPU", 0)), max(1, int(resources.get("CPU", 1)))
+    model_bytes, _ = read_model(model)
+    most = actors or (gpus if device == "cuda" else cpus)
+    ds = ds.map_batches(
+        decode_batch,  # type: ignore[arg-type]  # extra keyword arguments come from fn_kwargs
+        fn_kwargs={"column": column, "invert": invert},
+        batch_format="numpy",
+        batch_size=batch_size,
+    )
+    return ds.map_batches(
+        RayPredictor,
+        fn_constructor_kwargs={
+            "model": model_bytes,
+            "device": device,
+            "threads": 1,
+            "node_column": node_column,
+        },
+        compute=ray.data.ActorPoolStrategy(min_size=min_actors, max_size=max(most, min_actors)),
+        batch_format="numpy",
+        batch_size=batch_size,
+        num_cpus=None if device == "cuda" else 1,
+        num_gpus=1 if device == "cuda" else None,
+    )
+
+
+# -- the cluster -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    address: str  # the GCS address, e.g. 127.0.0.1:6379
+    started_here: bool  # a local Ray this process started (and will stop)
+    nodes: int
+    cpus: int
+    gpus: int
+
+    def describe(self) -> str:
+        where = "a local Ray" if self.started_here else f"the Ray cluster at {self.address}"
+        return f"{where} ({self.nodes} node(s), {self.cpus} CPU(s), {self.gpus} GPU(s))"
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ModuleNotFoundError:
+        raise MissingExtraError(f"--engine ray needs Ray: run {RAY_INSTALL}") from None
+    return ray
+
+
+@contextlib.contextmanager
+def _stderr_to(path: str) -> Iterator[None]:
+    """Point file descriptor 2 at ``path``: Ray's C++ core logs there while it connects."""
+    saved = os.dup(2)
+    log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(log, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(log)
+
+
+def _quiet_ray_data() -> None:
+    import ray.data
+
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # one progress display: ours
+    context.print_on_execution_start = False
+    context.execution_options.preserve_order = True  # rows come back in input order
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+
+
+def _check_reachable(address: str) -> None:
+    host, _, port = address.rpartition(":")
+    if not port.isdigit():
+        raise RayClusterError(f"Ray address {address!r} is not HOST:PORT")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=3):
+            pass
+    except OSError as exc:
+        raise RayClusterError(f"cannot reach the Ray cluster at {address}: {exc}") from None
+
+
+def _explain(address: str, exc: BaseException) -> RayClusterError:
+    chain = f"{exc} {exc.__cause__ or ''}"
+    if "InvalidAuthToken" in chain or "Unauthenticated" in chain:
+        if os.environ.get("RAY_AUTH_MODE") != "token":
+            return RayClusterError(
+                f"the Ray cluster at {address} requires token authentication: set "
+                "RAY_AUTH_MODE=token (the token is read from ~/.ray/auth_token, "
+                "RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH)"
+            )
+        return RayClusterError(
+            f"the Ray cluster at {address} rejected this machine's token "
+            "(~/.ray/auth_token, RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH): use the cluster's"
+        )
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return RayClusterError(f"cannot use the Ray cluster at {address}: {first}")
+
+
+def connect(address: str | None = None, *, num_cpus: int | None = None) -> ClusterInfo:
+    """Join the cluster at ``address`` (else ``$RAY_ADDRESS``), or start a local Ray.
+
+    A Ray already initialised in this process is used as it is. Failing clusters are
+    reported within about ``CONNECT_TIMEOUT_S`` seconds, never waited on forever.
+
+    Raises:
+        RayClusterError: unreachable, not Ray, or refusing this client (the message names
+            RAY_AUTH_MODE=token when the cluster wants a token).
+        MissingExtraError: Ray is not installed.
+    """
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address is not None and address not in ("auto", "local") and not is_uri(address):
+        _check_reachable(address)
+        # Bound Ray's own retries (read when ray is first imported): seconds, not minutes.
+        os.environ.setdefault("RAY_gcs_server_port_wait_time_s", "5")
+        os.environ.setdefault("RAY_gcs_rpc_server_connect_timeout_s", "3")
+    if address in (None, "local"):
+        # A local Ray talks on 127.0.0.1 only (Ray otherwise advertises and listens on the
+        # machine's interfaces).
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
+    ray = _import_ray()
+    started_here = False
+    if not ray.is_initialized():
+        started_here = address in (None, "local")
+        box: dict[str, BaseException] = {}
+
+        def init() -> None:
+            try:
+                ray.init(
+                    address="local" if address is None else address,
+                    num_cpus=num_cpus if started_here else None,
+                    include_dashboard=False if started_here else None,
+                    log_to_driver=False,
+                    logging_level=logging.ERROR,
+                )
+            except BaseException as exc:  # reported below, on the caller's thread
+                box["error"] = exc
+
+        log = os.path.join(tempfile.gettempdir(), f"fashion-infer-ray-{os.getpid()}.log")
+        with _stderr_to(log):
+            if started_here:
+                # On this thread: Linux ends the processes Ray starts (GCS, raylet) when the
+                # thread that started them exits. A local start cannot hang on a network.
+                init()
+            else:  # joining a cluster: bounded, whatever the network does
+                thread = threading.Thread(target=init, daemon=True)
+                thread.start()
+                thread.join(CONNECT_TIMEOUT_S)
+                if thread.is_alive():
+                    raise RayClusterError(
+                        f"the Ray cluster at {address} did not answer within "
+                        f"{CONNECT_TIMEOUT_S:.0f} s (Ray's log: {log})"
+                    )
+        if "error" in box:
+            raise _explain(address or "local", box["error"]) from None
+    _quiet_ray_data()
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    resources = ray.cluster_resources()
+    return ClusterInfo(
+        address=ray.get_runtime_context().gcs_address,
+        started_here=started_here,
+        nodes=len(nodes),
+        cpus=int(resources.get("CPU", 0)),
+        gpus=int(resources.get("GPU", 0)),
+    )
+
+
+def disconnect(cluster: ClusterInfo) -> None:
+    """Stop the local Ray this process started; leave a joined cluster running."""
+    if cluster.started_here:
+        import ray
+
+        ray.shutdown()
+
+
+# -- the CLI's engine --------------------------------------------------------------------
+
+
+def dataset_of(inputs: Sequence[str], problems: list[Failure]) -> tuple[ray.data.Dataset, str]:
+    """(a dataset of the inputs, its source column). Local files, directories and globs are
+    found here (every node must read the same paths); URIs go through Ray Data's reader.
+    Discovery problems are appended to ``problems``."""
+    import ray.data
+
+    uris = [p for p in inputs if is_uri(p)]
+    if uris and len(uris) != len(inputs):
+        raise InvalidArgumentError("give either local paths or URIs (s3://...), not both")
+    if uris:
+        schemes = {u.split("://", 1)[0] for u in uris}
+        if len(schemes) > 1:
+            raise InvalidArgumentError(f"give URIs of one scheme, not {sorted(schemes)}")
+        suffixes = sorted({s.lstrip(".") for s in IMAGE_SUFFIXES} | {"PNG", "JPG", "JPEG"})
+        try:
+            ds = ray.data.read_binary_files(uris, include_paths=True, file_extensions=suffixes)
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise RayClusterError(f"cannot list {', '.join(uris)}: {first}") from None
+        # Ray Data names objects without their scheme; give it back, so paths stay URIs.
+        prefix = f"{schemes.pop()}://"
+        ds = ds.map_batches(
+            _with_scheme,  # type: ignore[arg-type]  # prefix comes from fn_kwargs
+            fn_kwargs={"prefix": prefix},
+            batch_format="numpy",
+        )
+        return ds, "bytes"
+    paths = []
+    for path, problem in find_images(inputs):
+        if problem is None:
+            paths.append(os.path.abspath(path))
+        else:
+            problems.append(Failure(path, problem))
+    return ray.data.from_items([{"path": p} for p in paths]), "path"
+
+
+def _with_scheme(batch: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    """ "bucket/key.png" -> "s3://bucket/key.png"; "/tmp/a.png" -> "file:///tmp/a.png"."""
+    paths = [str(p) if is_uri(str(p)) else prefix + str(p) for p in batch["path"]]
+    return {**batch, "path": np.array(paths, dtype=object)}
+
+
+def _to_file_batch(batch: dict[str, np.ndarray]) -> FileBatch:
+    ok = batch["error"] == ""
+    paths = [str(p) for p in batch["path"]]
+    return FileBatch(
+        paths=[p for p, good in zip(paths, ok, strict=True) if good],
+        probabilities=np.asarray(batch["probabilities"], dtype=np.float32)[ok],
+        failures=[
+            Failure(p, str(e))
+            for p, e, good in zip(paths, batch["error"], ok, strict=True)
+            if not good
+        ],
+    )
+
+
+def classify_on_ray(
+    inputs: Sequence[str],
+    *,
+    model: bytes | str | None,
+    device: str,
+    invert: Invert,
+    batch_size: int = BATCH,
+) -> Iterator[FileBatch]:
+    """Classify ``inputs`` on the connected cluster; stream ``FileBatch``es to this
+    process in input order. Every input comes back once: classified or failed."""
+    problems: list[Failure] = []
+    ds, column = dataset_of(inputs, problems)
+    if problems:
+        yield FileBatch([], np.empty((0, NUM_CLASSES), np.float32), problems)
+    ds = add_predictions(
+        ds, column=column, model=model, device=device, invert=invert, batch_size=batch_size
+    )
+    if column == "bytes":
+        ds = ds.drop_columns(["bytes"])
+    for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        yield _to_file_batch(batch)
+
+
+def write_parquet_on_ray(
+    inputs: Sequence[str],
+    destination: str,
+    *,
+    model: bytes | str | None,
+    device: str,
+    invert: Invert,
+    batch_size: int = BATCH,
+) -> tuple[int, list[Failure]]:
+    """Write the predictions as a Parquet dataset from the workers (one file per block) to
+    a directory or URI; failed files are rows too, with their ``error``. Return (images
+    classified, the inputs that failed)."""
+    import ray.data
+
+    problems: list[Failure] = []
+    ds, column = dataset_of(inputs, problems)
+    ds = add_predictions(
+        ds, column=column, model=model, device=device, invert=invert, batch_size=batch_size
+    )
+    if column == "bytes":
+        ds = ds.drop_columns(["bytes"])
+    ds.write_parquet(destination)
+    written = ray.data.read_parquet(destination, columns=["path", "error"])
+    failed = written.filter(lambda row: row["error"] != "")
+    failures = [Failure(str(r["path"]), str(r["error"])) for r in failed.iter_rows()]
+    return written.count() - len(failures), problems + failures
