@@ -13,13 +13,13 @@ import json
 import time
 from pathlib import Path
 
-from bench import cold_start, end_to_end, engine, scaling, training
+from bench import cold_start, end_to_end, engine, ray_engine, streaming, training
 from bench.common import ROOT, WORK, machine_facts
 from bench.inputs import linked_folder, png_folder
 from bench.report import markdown, update_readme
 
 CHECKPOINT = ROOT / "models" / "fashion_mlp.pth"
-SECTIONS = ("training", "engine", "end_to_end", "cold_start", "scaling")
+SECTIONS = ("training", "engine", "end_to_end", "cold_start", "streaming", "ray")
 
 
 def main() -> None:
@@ -64,14 +64,23 @@ def main() -> None:
     if "cold_start" in args.only:
         print("cold start: one image, whole processes ...", flush=True)
         results["cold_start"] = cold_start.run(folder / "00000.png", CHECKPOINT, args.quick)
-    if "scaling" in args.only:
-        sizes = (100, 300, 1000) if args.quick else (1000, 10_000, 100_000)
-        print(f"scaling: {', '.join(map(str, sizes))} images ...", flush=True)
-        folders = {
+
+    def folders(sizes: tuple[int, ...]) -> dict[int, Path]:
+        return {
             n: folder if n == count else linked_folder(folder, n, f"{prefix}links-{n}")
             for n in sizes
         }
-        results["scaling"] = scaling.run(folders)
+
+    repeats = 1 if args.quick else 3
+    if "streaming" in args.only:
+        sizes = (300, 3000) if args.quick else (10_000, 200_000)
+        print(f"streaming: peak RSS at {sizes[0]:,} and {sizes[1]:,} files ...", flush=True)
+        results["streaming"] = streaming.run(folders(sizes), repeats)
+    if "ray" in args.only:
+        sizes = (300,) if args.quick else (10_000, 100_000)
+        print(f"ray: --engine ray vs local at {', '.join(f'{n:,}' for n in sizes)} ...", flush=True)
+        one = png_folder(test_u8[:1], f"{prefix}one")
+        results["ray"] = ray_engine.run(folders(sizes), one, repeats)
     results["seconds"] = time.perf_counter() - started
 
     args.out.mkdir(parents=True, exist_ok=True)
