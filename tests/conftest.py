@@ -52,3 +52,25 @@ def exported(tmp_path_factory, trained_checkpoint):
 
     out = tmp_path_factory.mktemp("exported") / "model.onnx"
     return export_onnx(trained_checkpoint, out, precisions=("int8", "fp16"))
+
+
+@pytest.fixture(scope="session")
+def cnn_checkpoint(tmp_path_factory, fashion_data):
+    """A .pth from a short real run of the CNN recipe (300 steps of 128 images)."""
+    from fashion_onnx.train.config import recipe
+    from fashion_onnx.train.loop import train
+    from fashion_onnx.train.run import save_checkpoint
+
+    result = train(fashion_data, recipe("cnn", max_steps=300))
+    path = tmp_path_factory.mktemp("cnn") / "cnn.pth"
+    save_checkpoint(result, path, fashion_data.source)
+    return path
+
+
+@pytest.fixture(scope="session")
+def cnn_exported(tmp_path_factory, cnn_checkpoint):
+    """That CNN exported and verified once, with its int8 and fp16 copies."""
+    from fashion_onnx.export import export_onnx
+
+    out = tmp_path_factory.mktemp("cnn-exported") / "cnn.onnx"
+    return export_onnx(cnn_checkpoint, out, precisions=("int8", "fp16"))

@@ -113,9 +113,7 @@ def web_server():
 
 
 @pytest.mark.slow
-def test_the_browser_page_matches_python_through_its_upload_path(
-    web_server, test_set, tmp_path
-):
+def test_the_browser_page_matches_python_through_its_upload_path(web_server, test_set, tmp_path):
     need(CHROMIUM.exists(), "Debian's chromium is not installed")
     need((WEB / "node_modules" / "onnxruntime-web").is_dir(), "run npm ci in web/")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")

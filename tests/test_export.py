@@ -233,11 +233,11 @@ def test_a_full_disk_while_writing_a_variant_leaves_nothing_and_exits_2(
 ) -> None:
     import errno
 
-    def disk_full(fp32_path, out, precision):
+    def disk_full(fp32_path, out):
         out.write_bytes(b"half a model")
         raise OSError(errno.ENOSPC, "No space left on device", str(out))
 
-    monkeypatch.setattr(export_api, "write_variant", disk_full)
+    monkeypatch.setattr(export_api, "write_fp16", disk_full)
     result = runner.invoke(
         app, [str(trained_checkpoint), "-o", str(tmp_path / "m.onnx"), "--fp16", "--int8"]
     )
@@ -251,10 +251,10 @@ def test_a_full_disk_while_writing_a_variant_leaves_nothing_and_exits_2(
 def test_a_variant_that_loses_too_much_accuracy_leaves_nothing(
     tmp_path: Path, trained_checkpoint, monkeypatch
 ) -> None:
-    real_write = export_api.write_variant
+    real_write = export_api.write_int8
 
-    def write_then_damage(fp32_path, out, precision):  # a really worse int8 model
-        real_write(fp32_path, out, precision)
+    def write_then_damage(fp32_path, out, method, calibration):  # really worse int8 models
+        real_write(fp32_path, out, method, calibration)
         proto = onnx.load(str(out))
         weights = max(proto.graph.initializer, key=lambda t: len(t.raw_data))
         values = onnx.numpy_helper.to_array(weights).copy()
@@ -262,7 +262,7 @@ def test_a_variant_that_loses_too_much_accuracy_leaves_nothing(
         weights.CopyFrom(onnx.numpy_helper.from_array(values, weights.name))
         onnx.save(proto, str(out))
 
-    monkeypatch.setattr(export_api, "write_variant", write_then_damage)
+    monkeypatch.setattr(export_api, "write_int8", write_then_damage)
     result = runner.invoke(app, [str(trained_checkpoint), "-o", str(tmp_path / "m.onnx"), "--int8"])
     assert result.exit_code == 2
     (line,) = result.stderr.strip().splitlines()

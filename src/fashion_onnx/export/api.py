@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import shutil
+import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,8 +33,10 @@ from fashion_onnx.export.variants import (
     PRECISIONS,
     VariantReport,
     compare_with_fp32,
+    throughputs,
     variant_path,
-    write_variant,
+    write_fp16,
+    write_int8,
 )
 from fashion_onnx.export.verify import (
     Parity,
@@ -42,14 +46,17 @@ from fashion_onnx.export.verify import (
     structure_problems,
     torch_outputs,
 )
+from fashion_onnx.fashion_mnist import load_split
 from fashion_onnx.fileio import atomic_paths
-from fashion_onnx.models import load_model
+from fashion_onnx.models import DESCRIPTIONS, architecture_name, fold_batchnorm, load_model
 
 RANDOM_IMAGES = 1000  # inputs used when the real test set is not available
 
 
 @dataclass
 class ExportReport:
+    architecture: str  # mlp | cnn
+    atol: float  # the tolerance the parity was held to
     path: str
     size_bytes: int
     sha256: str
@@ -95,31 +102,49 @@ def verification_inputs(
     return images, None, "random inputs (FashionMNIST not found)"
 
 
+CALIBRATION_IMAGES = 1024  # training images the static int8 quantizer calibrates on
+
+
+def calibration_images(data_dir: Path | None) -> np.ndarray | None:
+    """A seeded random sample of training images (never test images), float32
+    (1024, 1, 28, 28) in [0, 1]; None when the training set is not available."""
+    try:
+        images, _ = load_split("train", data_dir)
+    except DataNotFoundError:
+        return None
+    pick = np.random.default_rng(0).choice(len(images), CALIBRATION_IMAGES, replace=False)
+    return (images[np.sort(pick)].astype(np.float32) / 255).reshape(-1, 1, IMAGE_SIZE, IMAGE_SIZE)
+
+
 def export_onnx(
     checkpoint: str | os.PathLike[str],
     out: str | os.PathLike[str],
     *,
     opset: int = DEFAULT_OPSET,
     verify: bool = True,
-    atol: float = DEFAULT_ATOL,
+    atol: float | None = None,
     data_dir: Path | None = None,
     use_real_data: bool = True,
     precisions: tuple[str, ...] = (),
-    max_drop_points: float = DEFAULT_MAX_DROP_POINTS,
+    max_drop_points: float | None = None,
     on_stage: Callable[[str], None] | None = None,
 ) -> ExportReport:
     """Export a checkpoint to one ONNX file and prove it matches torch before it appears.
 
     Args:
-        checkpoint: a .pth state_dict (this package's or the PyTorch quickstart's).
+        checkpoint: a .pth state_dict (this package's MLP or CNN, or the PyTorch
+            quickstart's MLP); its keys say which architecture it is.
         out: where the fp32 file goes. Variants go beside it (``model.int8.onnx``).
         opset: the ONNX opset to pin.
         verify: compare with torch (structure is always checked).
-        atol: the largest allowed |difference| of logits and of probabilities.
+        atol: the largest allowed |difference| of logits and of probabilities; a top-1
+            that differs fails unless torch's top-2 margin is within it. None: the
+            architecture's default (``constants.DEFAULT_ATOL``).
         data_dir: where to look for FashionMNIST (see ``fashion_onnx.train.data``).
         use_real_data: False forces random inputs.
         precisions: any of "int8", "fp16", written after the fp32 file passes.
-        max_drop_points: a variant losing more test accuracy than this fails.
+        max_drop_points: a variant losing more test accuracy than this fails. None: the
+            architecture's default (0.3 for the MLP, 0.5 for the CNN).
         on_stage: called with a short description as each stage starts.
 
     Returns:
@@ -145,7 +170,7 @@ def export_onnx(
         raise InvalidArgumentError(
             f"unknown precision(s) {sorted(unknown)}; choose from {', '.join(PRECISIONS)}"
         )
-    if max_drop_points < 0:
+    if max_drop_points is not None and max_drop_points < 0:
         raise InvalidArgumentError(f"max_drop_points must be >= 0, got {max_drop_points}")
     if out.resolve() == checkpoint.resolve():
         raise InvalidArgumentError(f"output {out} is the input checkpoint; choose another path")
@@ -156,6 +181,9 @@ def export_onnx(
 
     say(f"loading {checkpoint}")
     model = load_model(checkpoint)
+    arch = architecture_name(model)
+    atol = DEFAULT_ATOL[arch] if atol is None else atol
+    max_drop = DEFAULT_MAX_DROP_POINTS[arch] if max_drop_points is None else max_drop_points
     source_sha = sha256_file(checkpoint)
     images, labels, data = verification_inputs(data_dir, use_real_data=use_real_data)
     expected = torch_outputs(model, images)  # the oracle, computed once
@@ -168,7 +196,7 @@ def export_onnx(
     try:
         with atomic_paths(dests, suffix=".onnx") as (tmp, *variant_tmps):
             parity = _write_fp32(
-                model,
+                fold_batchnorm(model),  # the graph has no BatchNorm; the oracle is ``model``
                 tmp,
                 opset,
                 say,
@@ -179,6 +207,7 @@ def export_onnx(
                 atol,
                 verify,
                 metadata(
+                    architecture=DESCRIPTIONS[arch],
                     source_sha256=source_sha,
                     opset=opset,
                     precision="fp32",
@@ -190,12 +219,15 @@ def export_onnx(
                 dict(zip(precisions, variant_tmps, strict=True)),
                 images,
                 labels,
-                max_drop_points,
+                max_drop,
                 say,
+                calibration_images(data_dir) if "int8" in precisions and use_real_data else None,
             )
     except OSError as exc:
         raise ExportError(f"cannot write {exc.filename or out}: {exc.strerror or exc}") from exc
     return ExportReport(
+        architecture=arch,
+        atol=atol,
         path=str(out),
         size_bytes=out.stat().st_size,
         sha256=sha256_file(out),
@@ -222,7 +254,8 @@ def _write_fp32(
     verify: bool,
     props: dict[str, str],
 ) -> Parity | None:
-    """Export, stamp the metadata, check the structure, then the values against torch."""
+    """Export ``model``, stamp the metadata, check the structure, then the values against
+    the torch oracle's outputs (``expected``)."""
     say(f"exporting with torch.onnx (dynamo, opset {opset})")
     try:
         export_graph(model, path, opset)
@@ -251,6 +284,7 @@ def _write_variants(
     labels: np.ndarray | None,
     max_drop_points: float,
     say: Callable[[str], None],
+    calibration: np.ndarray | None,
 ) -> list[VariantReport]:
     """Write each precision's copy and score it against the fp32 file; fail on a drop."""
     if not paths:
@@ -259,8 +293,13 @@ def _write_variants(
     reports = []
     for precision, path in paths.items():
         say(f"writing the {precision} copy and scoring it against fp32")
-        write_variant(fp32, path, precision)
-        variant = compare_with_fp32(path, precision, images, labels, fp32_probs)
+        if precision == "int8":
+            variant = _best_int8(
+                fp32, path, images, labels, fp32_probs, max_drop_points, calibration
+            )
+        else:
+            write_fp16(fp32, path)
+            variant = compare_with_fp32(path, precision, images, labels, fp32_probs)
         if variant.accuracy_delta_points is None:
             warnings.warn(
                 f"{precision}: the accuracy drop was not checked (no labelled test data, "
@@ -277,3 +316,65 @@ def _write_variants(
             )
         reports.append(variant)
     return reports
+
+
+def _best_int8(
+    fp32: Path,
+    path: Path,
+    images: np.ndarray,
+    labels: np.ndarray | None,
+    fp32_probs: np.ndarray,
+    max_drop_points: float,
+    calibration: np.ndarray | None,
+) -> VariantReport:
+    """Write both int8 candidates, score and time them, keep the faster one that stays
+    within the accuracy bound (or the more accurate, when none does) at ``path``."""
+    methods = ["dynamic", *(["static"] if calibration is not None else [])]
+    with tempfile.TemporaryDirectory(prefix="fashion-onnx-int8-") as scratch:
+        files = {m: Path(scratch) / f"{m}.onnx" for m in methods}
+        scores = {}
+        for method, file in files.items():
+            write_int8(fp32, file, method, calibration)
+            scores[method] = compare_with_fp32(file, "int8", images, labels, fp32_probs)
+        speed = throughputs({"fp32": fp32, **files}, images[:2048])
+
+        def drop(method: str) -> float:
+            delta = scores[method].accuracy_delta_points
+            return 0.0 if delta is None else -delta
+
+        within = [m for m in methods if drop(m) <= max_drop_points]
+        best = max(within, key=lambda m: speed[m]) if within else min(methods, key=drop)
+        candidates: list[dict[str, object]] = [
+            {
+                "method": m,
+                "accuracy_delta_points": scores[m].accuracy_delta_points,
+                "speedup_batch64": speed[m] / speed["fp32"],
+                "size_bytes": files[m].stat().st_size,
+            }
+            for m in methods
+        ]
+        why = "; ".join(
+            f"{c['method']}: {c['speedup_batch64']:.2f}x fp32 at batch 64, "
+            + (
+                "accuracy n/a"
+                if c["accuracy_delta_points"] is None
+                else f"{c['accuracy_delta_points']:+.2f} points"
+            )
+            for c in candidates
+        )
+        if calibration is None:
+            why += " (static not tried: no training images to calibrate on)"
+        reason = (
+            f"{best}: the faster within {max_drop_points:g} points ({why})"
+            if within
+            else f"{best}: the smaller drop, neither within {max_drop_points:g} points ({why})"
+        )
+        shutil.copyfile(files[best], path)
+    return dataclasses.replace(
+        scores[best],
+        path=str(path),
+        method=best,
+        speedup_batch64=speed[best] / speed["fp32"],
+        candidates=candidates,
+        choice=reason,
+    )

@@ -39,18 +39,35 @@ def export_command(
     ] = None,
     opset: Annotated[int, typer.Option(min=17, help="ONNX opset to pin.")] = DEFAULT_OPSET,
     atol: Annotated[
-        float, typer.Option(min=0.0, help="Largest allowed |difference| of logits/probabilities.")
-    ] = DEFAULT_ATOL,
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="Largest allowed |difference| of logits/probabilities. "
+            f"[default: {DEFAULT_ATOL['mlp']:g} for the MLP, {DEFAULT_ATOL['cnn']:g} for the CNN]",
+            show_default=False,
+        ),
+    ] = None,
     int8: Annotated[
-        bool, typer.Option("--int8", help="Also write MODEL.int8.onnx (dynamic quantization).")
+        bool,
+        typer.Option(
+            "--int8",
+            help="Also write MODEL.int8.onnx: dynamic or static (QDQ, calibrated on "
+            "training images) quantization, whichever measures better.",
+        ),
     ] = False,
     fp16: Annotated[
         bool, typer.Option("--fp16", help="Also write MODEL.fp16.onnx (float32 inputs/outputs).")
     ] = False,
     max_drop: Annotated[
-        float,
-        typer.Option(min=0.0, help="Largest test-accuracy loss (points) allowed for a variant."),
-    ] = DEFAULT_MAX_DROP_POINTS,
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="Largest test-accuracy loss (points) allowed for a variant. "
+            f"[default: {DEFAULT_MAX_DROP_POINTS['mlp']:g} for the MLP, "
+            f"{DEFAULT_MAX_DROP_POINTS['cnn']:g} for the CNN]",
+            show_default=False,
+        ),
+    ] = None,
     data_dir: DataDirOption = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the report as JSON on stdout.")

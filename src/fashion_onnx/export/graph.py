@@ -12,7 +12,6 @@ from torch import nn
 
 import fashion_onnx
 from fashion_onnx.constants import (
-    ARCHITECTURE,
     CLASS_NAMES,
     DEFAULT_BACKGROUND,
     DEFAULT_INPUT_SCALE,
@@ -68,7 +67,12 @@ def export_graph(model: nn.Module, path: Path, opset: int) -> None:
 
 
 def metadata(
-    *, source_sha256: str, opset: int, precision: str, test_accuracy: float | None
+    *,
+    architecture: str,
+    source_sha256: str,
+    opset: int,
+    precision: str,
+    test_accuracy: float | None,
 ) -> dict[str, str]:
     """The metadata_props every exported file carries (all values are strings)."""
     props = {
@@ -77,7 +81,7 @@ def metadata(
         META_INPUT_SHAPE: json.dumps(["N", 1, IMAGE_SIZE, IMAGE_SIZE]),
         META_INPUT_SCALE: DEFAULT_INPUT_SCALE,
         META_BACKGROUND: DEFAULT_BACKGROUND,
-        META_ARCHITECTURE: ARCHITECTURE,
+        META_ARCHITECTURE: architecture,
         META_SOURCE_SHA256: source_sha256,
         META_PACKAGE_VERSION: fashion_onnx.__version__,
         META_TORCH_VERSION: torch.__version__,
@@ -105,6 +109,7 @@ def finalize(model: onnx.ModelProto, props: dict[str, str]) -> None:
     model.producer_name = "fashion-onnx"
     model.producer_version = fashion_onnx.__version__
     model.doc_string = (
-        "FashionMNIST MLP. Input 'input' float32 [N,1,28,28] in [0,1], light garment on dark "
-        "background. Outputs 'logits' and 'probabilities' [N,10]; class names in metadata."
+        f"FashionMNIST classifier: {props.get(META_ARCHITECTURE, '')}. Input 'input' float32 "
+        "[N,1,28,28] in [0,1], light garment on dark background. Outputs 'logits' and "
+        "'probabilities' [N,10]; class names in metadata."
     )

@@ -15,6 +15,7 @@ def report_table(report: ExportReport) -> Table:
     table = Table(title=f"Exported {report.path}", show_header=False, title_justify="left")
     table.add_column("what", style="bold")
     table.add_column("value")
+    table.add_row("architecture", report.architecture)
     table.add_row("file", f"{report.size_bytes:,} bytes, sha256 {report.sha256[:16]}…")
     table.add_row("opset", str(report.opset))
     table.add_row("source", f"{report.source_checkpoint} (sha256 {report.source_sha256[:16]}…)")
@@ -24,7 +25,7 @@ def report_table(report: ExportReport) -> Table:
     else:
         table.add_row("verified on", f"{parity.images:,} images: {parity.data}")
         table.add_row("batch sizes", ", ".join(map(str, parity.batch_sizes)))
-        table.add_row("max |Δ| logits", f"{parity.max_abs_logits:.3g}")
+        table.add_row("max |Δ| logits", f"{parity.max_abs_logits:.3g} (atol {report.atol:g})")
         table.add_row("max |Δ| probabilities", f"{parity.max_abs_probabilities:.3g}")
         table.add_row("argmax agreement", f"{100 * parity.argmax_agreement:.2f}%")
         table.add_row(
@@ -37,4 +38,6 @@ def report_table(report: ExportReport) -> Table:
             f"{v.path}: {v.size_bytes:,} bytes, accuracy {_pct(v.accuracy)} ({delta} vs fp32), "
             f"top-1 agreement {100 * v.argmax_agreement:.2f}%",
         )
+        if v.choice:
+            table.add_row("int8 method", v.choice)
     return table

@@ -63,7 +63,8 @@ class Classifier:
     """FashionMNIST classifier on ONNX Runtime. Torch-free.
 
     Args:
-        model: an ONNX file (path or bytes); None uses the model embedded in the package.
+        model: "mlp" (the default, the card's model) or "cnn" for a model embedded in the
+            package, or an ONNX file (path or bytes).
         device: "auto" (CUDA when really usable, else CPU), "cuda" (or fail) or "cpu".
         batch_size: images per engine call; inputs of any size are streamed through it.
             None: 512 on the CPU, 4096 on CUDA.

@@ -64,11 +64,12 @@ def infer_command(
         ),
     ],
     model: Annotated[
-        Path | None,
+        str,
         typer.Option(
-            help="ONNX model. [default: the model embedded in the package]", show_default=False
+            help="mlp or cnn (the models embedded in the package; the CNN makes fewer "
+            "mistakes, the MLP is faster), or an ONNX file."
         ),
-    ] = None,
+    ] = "mlp",
     device: Annotated[str, typer.Option(help="auto, cuda or cpu.")] = "auto",
     batch_size: Annotated[
         int | None,
@@ -174,7 +175,7 @@ def main() -> None:
 
 @dataclass(frozen=True)
 class Settings:
-    model: Path | None
+    model: str
     device: str
     batch_size: int | None
     threads: int | None

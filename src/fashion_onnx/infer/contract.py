@@ -33,24 +33,30 @@ from fashion_onnx.errors import ModelError
 if TYPE_CHECKING:  # imported for real by runtime.py, which says how to install it if missing
     import onnxruntime as ort
 
-DEFAULT_MODEL_NAME = "fashion_mlp.onnx"
+# The models shipped inside the package, by name; "mlp" (the card's) is the default.
+EMBEDDED = {"mlp": "fashion_mlp.onnx", "cnn": "fashion_cnn.onnx"}
 PROBABILITIES = OUTPUT_NAMES[1]
 
 
-def default_model_path() -> Path:
-    """The model shipped inside the package (its figures are in the README's model card)."""
-    return Path(str(resources.files("fashion_onnx") / "assets" / DEFAULT_MODEL_NAME))
+def default_model_path(name: str = "mlp") -> Path:
+    """An embedded model's file (their figures are in the README's model card)."""
+    return Path(str(resources.files("fashion_onnx") / "assets" / EMBEDDED[name]))
 
 
 def read_model(model: str | os.PathLike[str] | bytes | None) -> tuple[bytes, str]:
-    """(model bytes, a name for messages). None means the embedded default model.
+    """(model bytes, a name for messages). None, "mlp" or "cnn" name an embedded model
+    (a file of that name in the working directory does not shadow it); anything else is
+    a path.
 
     Raises:
         ModelError: the file is missing, unreadable or empty.
     """
     if isinstance(model, bytes):
         return model, "<bytes>"
-    path = default_model_path() if model is None else Path(model)
+    if model is None or (isinstance(model, str) and model in EMBEDDED):
+        path = default_model_path(model or "mlp")
+    else:
+        path = Path(model)
     try:
         data = path.read_bytes()
     except FileNotFoundError:

@@ -18,18 +18,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 import fashion_onnx
 from fashion_onnx.errors import InvalidArgumentError
 from fashion_onnx.fileio import write_bytes_atomic, write_text_atomic
-from fashion_onnx.models import NeuralNetwork
-from fashion_onnx.train.config import TrainConfig
+from fashion_onnx.models import build_model
+from fashion_onnx.train.config import recipe
 from fashion_onnx.train.data import load_fashion_mnist
 from fashion_onnx.train.loop import EpochMetrics, TrainResult, train
 
 
-def summary_table() -> str:
+def summary_table(arch: str = "mlp") -> str:
     """The torchinfo layer table (output shapes and parameter counts) for one image."""
     from torchinfo import summary
 
     stats = summary(
-        NeuralNetwork(),
+        build_model(arch),
         input_size=(1, 1, 28, 28),
         col_names=("input_size", "output_size", "num_params"),
         verbose=0,
@@ -65,9 +65,10 @@ def save_checkpoint(result: TrainResult, output: Path, data_source: str) -> Path
 
 def train_and_save(
     *,
-    epochs: int,
-    batch_size: int,
-    lr: float,
+    arch: str,
+    epochs: int | None,
+    batch_size: int | None,
+    lr: float | None,
     seed: int,
     data_dir: Path | None,
     download: bool,
@@ -77,8 +78,14 @@ def train_and_save(
     max_steps: int | None,
 ) -> TrainResult:
     console = Console(stderr=True)
-    config = TrainConfig(
-        epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, max_steps=max_steps
+    config = recipe(
+        arch,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        device=device,
+        max_steps=max_steps,
     )
     if output.exists() and output.is_dir():
         raise InvalidArgumentError(
@@ -117,7 +124,8 @@ def train_and_save(
     save_checkpoint(result, output, data.source)
     console.print(
         f"Done: test accuracy {100 * result.test_accuracy:.2f}% in {result.seconds:.1f}s "
-        f"on {result.device}. Saved {output} and {metrics_path(output)}"
+        f"on {result.device}{' (bfloat16 autocast)' if result.bf16 else ''}. "
+        f"Saved {output} and {metrics_path(output)}"
     )
     if plots is not None:
         from fashion_onnx.train.plots import write_plots
