@@ -15,7 +15,7 @@ ONE_RUNTIME = $1/bin/python -c "import importlib.metadata as m, sys; \
 	found = [d for d in ('onnxruntime', 'onnxruntime-gpu') if any(True for _ in m.distributions(name=d))]; \
 	print('ONNX Runtime in $1:', found); sys.exit(len(found) != 1)"
 
-.PHONY: demo test test-fast test-light lint data browser js model bench web clean
+.PHONY: demo test test-fast test-light lint data browser js model model-mlp model-cnn bench web clean
 
 $(BASE_VENV)/.installed: $(SOURCES)
 	$(PYTHON) -m venv $(BASE_VENV)
@@ -90,9 +90,13 @@ test-light: $(LIGHT_VENV)/.installed data browser js
 
 # Rebuild the embedded model from scratch: train with the default recipe (seed 0),
 # then export and verify it into the package.
-model: $(VENV)/.installed data
+model: model-mlp model-cnn
+model-mlp: $(VENV)/.installed data
 	$(VENV)/bin/fashion-train --seed 0 -o models/fashion_mlp.pth --plots models/plots
 	$(VENV)/bin/fashion-export models/fashion_mlp.pth -o src/fashion_onnx/assets/fashion_mlp.onnx --json > models/fashion_mlp.export.json
+model-cnn: $(VENV)/.installed data
+	$(VENV)/bin/fashion-train --arch cnn --seed 0 -o models/fashion_cnn.pth --plots models/plots-cnn
+	$(VENV)/bin/fashion-export models/fashion_cnn.pth -o src/fashion_onnx/assets/fashion_cnn.onnx --json > models/fashion_cnn.export.json
 
 bench: $(VENV)/.installed data
 	$(VENV)/bin/python -m bench

@@ -33,13 +33,19 @@ def need(condition: bool, reason: str) -> None:
         pytest.skip(reason)
 
 
-def python_probabilities(images: np.ndarray) -> np.ndarray:
-    session = ort.InferenceSession(str(default_model_path()), providers=["CPUExecutionProvider"])
+MODELS = ["mlp", "cnn"]  # the embedded models; each must work in every runtime
+
+
+def python_probabilities(images: np.ndarray, model: str = "mlp") -> np.ndarray:
+    session = ort.InferenceSession(
+        str(default_model_path(model)), providers=["CPUExecutionProvider"]
+    )
     x = images.reshape(-1, 1, 28, 28).astype(np.float32) / 255
     return session.run(["probabilities"], {"input": x})[0]
 
 
-def test_node_matches_python_on_200_real_test_images(test_set, tmp_path: Path) -> None:
+@pytest.mark.parametrize("model", MODELS)
+def test_node_matches_python_on_200_real_test_images(model, test_set, tmp_path: Path) -> None:
     need(shutil.which("node") is not None, "node is not installed")
     need(
         (NODE_EXAMPLE / "node_modules" / "onnxruntime-node").is_dir(), "run npm ci in examples/node"
@@ -48,20 +54,20 @@ def test_node_matches_python_on_200_real_test_images(test_set, tmp_path: Path) -
     raw = tmp_path / "images.u8"
     raw.write_bytes(images.tobytes())
     out = subprocess.run(
-        ["node", str(NODE_EXAMPLE / "classify.mjs"), str(default_model_path()), "--raw", str(raw)],
+        ["node", str(NODE_EXAMPLE / "classify.mjs"), model, "--raw", str(raw)],
         capture_output=True,
         text=True,
         check=True,
     )
     rows = json.loads(out.stdout)
     node = np.array([row["probabilities"] for row in rows], dtype=np.float32)
-    python = python_probabilities(images)
+    python = python_probabilities(images, model)
     assert node.shape == (200, 10)
     assert np.abs(node - python).max() <= 1e-5, np.abs(node - python).max()
     print(f"node max |diff| {np.abs(node - python).max():.3g}")
     assert (node.argmax(1) == python.argmax(1)).all()
     names = json.loads(
-        ort.InferenceSession(str(default_model_path()))
+        ort.InferenceSession(str(default_model_path(model)))
         .get_modelmeta()
         .custom_metadata_map["class_names"]
     )
@@ -113,7 +119,10 @@ def web_server():
 
 
 @pytest.mark.slow
-def test_the_browser_page_matches_python_through_its_upload_path(web_server, test_set, tmp_path):
+@pytest.mark.parametrize("model", MODELS)
+def test_the_browser_page_matches_python_through_its_upload_path(
+    model, web_server, test_set, tmp_path
+):
     need(CHROMIUM.exists(), "Debian's chromium is not installed")
     need((WEB / "node_modules" / "onnxruntime-web").is_dir(), "run npm ci in web/")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
@@ -122,7 +131,7 @@ def test_the_browser_page_matches_python_through_its_upload_path(web_server, tes
     for i, pixels in enumerate(images):
         paths.append(tmp_path / f"test-{i:02d}.png")
         Image.fromarray(pixels, mode="L").save(paths[-1])
-    python = python_probabilities(images)
+    python = python_probabilities(images, model)
 
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(
@@ -140,7 +149,10 @@ def test_the_browser_page_matches_python_through_its_upload_path(web_server, tes
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(f"{web_server}/web/")
-        page.wait_for_function("document.getElementById('status').textContent.startsWith('ready')")
+        ready = "document.getElementById('status').textContent.startsWith('ready')"
+        page.wait_for_function(ready)
+        page.select_option("#model", model)  # the page's own model switch, as a person would
+        page.wait_for_function(ready)
         browser_probs, top1 = [], []
         for path in paths:
             page.set_input_files("#file", str(path))  # the page's own upload path

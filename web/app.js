@@ -1,11 +1,14 @@
 // The page: load the model and its metadata, take a drawing or an image, show the top 3.
 import * as ort from "./node_modules/onnxruntime-web/dist/ort.wasm.min.mjs";
-import { classNames, divideBy, readMetadata } from "./onnx-metadata.js";
-import { SIDE, showInput, toModelInput } from "./preprocess.js";
+import { classNames, modelInput, readMetadata, runProbabilities } from "./onnx-metadata.js";
+import { showInput, toModelInput } from "./preprocess.js";
 
-// The embedded model of the Python package; ?model=URL picks another.
-const MODEL_URL =
-  new URLSearchParams(location.search).get("model") ?? "../src/fashion_onnx/assets/fashion_mlp.onnx";
+// The models embedded in the Python package; ?model=URL adds another and picks it.
+const MODELS = {
+  mlp: "../src/fashion_onnx/assets/fashion_mlp.onnx",
+  cnn: "../src/fashion_onnx/assets/fashion_cnn.onnx",
+};
+const custom = new URLSearchParams(location.search).get("model");
 
 const $ = (id) => document.getElementById(id);
 const status = (text) => ($("status").textContent = text);
@@ -14,15 +17,16 @@ ort.env.wasm.numThreads = 1; // a static server sends no cross-origin isolation 
 
 let session;
 let classes;
-let scale;
+let meta;
 
-async function loadModel() {
-  const response = await fetch(MODEL_URL);
-  if (!response.ok) throw new Error(`${MODEL_URL}: HTTP ${response.status}`);
+async function loadModel(url) {
+  session = undefined;
+  status("loading model…");
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
   const bytes = new Uint8Array(await response.arrayBuffer());
-  const meta = readMetadata(bytes);
+  meta = readMetadata(bytes);
   classes = classNames(meta);
-  scale = divideBy(meta);
   session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"] });
 }
 
@@ -30,10 +34,8 @@ async function classify(source, width, height, label) {
   const { pixels, inverted } = toModelInput(source, width, height);
   showInput($("preview"), pixels);
   $("preview-note").textContent = `28×28, light garment on dark${inverted ? " (inverted)" : ""}`;
-  const input = Float32Array.from(pixels, (v) => v / scale);
-  const tensor = new ort.Tensor("float32", input, [1, 1, SIDE, SIDE]);
-  const { probabilities } = await session.run({ input: tensor }, ["probabilities"]);
-  render(Array.from(probabilities.data), label);
+  const probabilities = await runProbabilities(session, ort, modelInput(pixels, meta), 1);
+  render(Array.from(probabilities), label);
 }
 
 function render(probs, label) {
@@ -123,7 +125,18 @@ drop.addEventListener("drop", (e) => {
   if (e.dataTransfer.files.length) classifyFile(e.dataTransfer.files[0]);
 });
 
-loadModel().then(
-  () => status("ready: draw, drop or choose an image"),
-  (error) => status(`could not load the model: ${error.message}`),
-);
+// -- the model -----------------------------------------------------------------------
+const choice = $("model");
+if (custom) {
+  MODELS.custom = custom;
+  choice.add(new Option(`from the URL: ${custom}`, "custom"));
+  choice.value = "custom";
+}
+function useModel() {
+  loadModel(MODELS[choice.value]).then(
+    () => status("ready: draw, drop or choose an image"),
+    (error) => status(`could not load the model: ${error.message}`),
+  );
+}
+choice.addEventListener("change", useModel);
+useModel();

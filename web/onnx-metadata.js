@@ -87,3 +87,34 @@ export function divideBy(props) {
   }
   return 255;
 }
+
+/**
+ * Pixel bytes (light garment on dark, as FashionMNIST has them) -> the float32 input the
+ * model's metadata asks for: inverted first for background "light", then / divide_by.
+ */
+export function modelInput(pixels, props) {
+  const scale = divideBy(props);
+  const light = props.background === "light";
+  return Float32Array.from(pixels, (v) => (light ? 255 - v : v) / scale);
+}
+
+/**
+ * The contract's probabilities from a session's results: the "probabilities" output, or a
+ * softmax of the first output (a model that returns logits only), row by row.
+ */
+export async function runProbabilities(session, ort, input, count) {
+  const side = 28;
+  const feeds = { [session.inputNames[0]]: new ort.Tensor("float32", input, [count, 1, side, side]) };
+  const name = session.outputNames.includes("probabilities") ? "probabilities" : session.outputNames[0];
+  const data = (await session.run(feeds, [name]))[name].data;
+  if (name === "probabilities") return data;
+  const out = new Float32Array(data.length);
+  for (let row = 0; row < count; row++) {
+    const logits = data.subarray(10 * row, 10 * row + 10);
+    const top = Math.max(...logits);
+    const exps = Array.from(logits, (v) => Math.exp(v - top));
+    const sum = exps.reduce((a, b) => a + b, 0);
+    exps.forEach((v, i) => (out[10 * row + i] = v / sum));
+  }
+  return out;
+}

@@ -1,16 +1,22 @@
 #!/usr/bin/env node
 // Classify FashionMNIST images with the fashion-onnx model in Node.js and print JSON.
 //
-//   node classify.mjs MODEL.onnx a.png b.png ...      28x28 PNG files
-//   node classify.mjs MODEL.onnx --raw images.u8      raw bytes, N x 784 uint8, light garment on dark
+//   node classify.mjs MODEL a.png b.png ...      28x28 PNG files
+//   node classify.mjs MODEL --raw images.u8      raw bytes, N x 784 uint8, light garment on dark
 //
-// Class names and the input scaling come from the model's own metadata.
+// MODEL is an ONNX file, or mlp / cnn for the models embedded in the Python package.
+// Class names, input scaling and polarity come from the model's own metadata; the input
+// and output names from the session (any model that keeps the contract's shapes works).
 import { readFileSync } from "node:fs";
 import ort from "onnxruntime-node";
 import { PNG } from "pngjs";
-import { classNames, divideBy, readMetadata } from "../../web/onnx-metadata.js";
+import { classNames, modelInput, readMetadata, runProbabilities } from "../../web/onnx-metadata.js";
 
 const SIDE = 28;
+const EMBEDDED = {
+  mlp: new URL("../../src/fashion_onnx/assets/fashion_mlp.onnx", import.meta.url),
+  cnn: new URL("../../src/fashion_onnx/assets/fashion_cnn.onnx", import.meta.url),
+};
 const PIXELS = SIDE * SIDE;
 
 function usage(message) {
@@ -55,20 +61,16 @@ async function main() {
     rest.forEach((path, i) => pixels.set(pngToGray(path), i * PIXELS));
   }
 
-  const modelBytes = new Uint8Array(readFileSync(modelPath));
+  const modelBytes = new Uint8Array(readFileSync(EMBEDDED[modelPath] ?? modelPath));
   const meta = readMetadata(modelBytes);
   const classes = classNames(meta);
-  const scale = divideBy(meta);
   const session = await ort.InferenceSession.create(modelBytes);
 
   const count = names.length;
-  const input = new Float32Array(count * PIXELS);
-  for (let i = 0; i < input.length; i++) input[i] = pixels[i] / scale;
-  const feeds = { input: new ort.Tensor("float32", input, [count, 1, SIDE, SIDE]) };
-  const { probabilities } = await session.run(feeds, ["probabilities"]);
+  const probabilities = await runProbabilities(session, ort, modelInput(pixels, meta), count);
 
   const results = names.map((name, n) => {
-    const probs = Array.from(probabilities.data.subarray(n * 10, n * 10 + 10));
+    const probs = Array.from(probabilities.subarray(n * 10, n * 10 + 10));
     const label = probs.indexOf(Math.max(...probs));
     return { input: name, label, class: classes[label], probabilities: probs };
   });

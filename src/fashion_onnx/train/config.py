@@ -62,12 +62,13 @@ class TrainConfig:
 
 
 # The CNN's recipe, chosen by measurement (README, model card): SGD with Nesterov momentum
-# at a high peak rate, small batches, light augmentation, 15 epochs.
+# at a high peak rate, small batches, light augmentation, 20 epochs (15 reached 93.6%,
+# 20 reached 93.8% in the side study: the margin is worth the third more time).
 RECIPES = {
     "mlp": TrainConfig(),
     "cnn": TrainConfig(
         arch="cnn",
-        epochs=15,
+        epochs=20,
         batch_size=128,
         optimizer="sgd",
         lr=0.1,
