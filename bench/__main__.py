@@ -9,17 +9,19 @@ Every figure is a ratio against a baseline measured in the same run.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
 
-from bench import cold_start, end_to_end, engine, ray_engine, streaming, training
+from bench import cold_start, end_to_end, engine, model_card, ray_engine, streaming, training
 from bench.common import ROOT, WORK, machine_facts
 from bench.inputs import linked_folder, png_folder
-from bench.report import markdown, update_readme
+from bench.report import markdown, model_comparison, scaling_notes, update_readme
 
 CHECKPOINT = ROOT / "models" / "fashion_mlp.pth"
-SECTIONS = ("training", "engine", "end_to_end", "cold_start", "streaming", "ray")
+CNN_CHECKPOINT = ROOT / "models" / "fashion_cnn.pth"
+SECTIONS = ("training", "engine", "end_to_end", "cold_start", "streaming", "ray", "models")
 
 
 def main() -> None:
@@ -48,11 +50,25 @@ def main() -> None:
     if "engine" in args.only:
         print("engine: fp32 / int8 / fp16 vs torch vs roofline ...", flush=True)
         onnx = WORK / "model.onnx"
-        export_onnx(CHECKPOINT, onnx, precisions=("int8", "fp16"))
+        mlp_report = export_onnx(CHECKPOINT, onnx, precisions=("int8", "fp16"))
         files = {p: onnx.with_name(f"model.{p}.onnx") for p in ("int8", "fp16")}
         results["engine"] = engine.run(
             {"fp32": onnx, **files}, CHECKPOINT, to_input(data.test_images).numpy(), args.quick
         )
+        print("engine: the CNN, fp32 / int8 / fp16 vs torch ...", flush=True)
+        cnn = WORK / "cnn.onnx"
+        cnn_report = export_onnx(CNN_CHECKPOINT, cnn, precisions=("int8", "fp16"))
+        cnn_files = {p: cnn.with_name(f"cnn.{p}.onnx") for p in ("int8", "fp16")}
+        results["engine_cnn"] = engine.run_cnn(
+            {"fp32": cnn, **cnn_files},
+            CNN_CHECKPOINT,
+            to_input(data.test_images).numpy(),
+            args.quick,
+        )
+        results["variants"] = {
+            arch: [dataclasses.asdict(v) for v in r.variants]
+            for arch, r in (("mlp", mlp_report), ("cnn", cnn_report))
+        }
     folder = png_folder(test_u8, f"{prefix}png")
     if "end_to_end" in args.only:
         print(
@@ -81,14 +97,20 @@ def main() -> None:
         print(f"ray: --engine ray vs local at {', '.join(f'{n:,}' for n in sizes)} ...", flush=True)
         one = png_folder(test_u8[:1], f"{prefix}one")
         results["ray"] = ray_engine.run(folders(sizes), one, repeats)
+    if "models" in args.only:
+        print("models: test and samples/ accuracy of each embedded model ...", flush=True)
+        results["models"] = model_card.run()
     results["seconds"] = time.perf_counter() - started
 
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     table = markdown(results)
-    (args.out / "results.md").write_text(table)
+    card = model_comparison(results)
+    (args.out / "results.md").write_text(table + "\n" + card)
     if not args.quick and args.only == list(SECTIONS):
         update_readme(ROOT / "README.md", table)
+        update_readme(ROOT / "README.md", card, "models")
+        update_readme(ROOT / "README.md", scaling_notes(results), "scaling")
     print(table)
 
 

@@ -29,6 +29,7 @@ def infer_cmd(folder: Path, out: Path, *extra: str) -> list[str]:
 def commands(folder: Path, checkpoint: Path, workers: int) -> dict[str, list[str]]:
     return {
         "ours": infer_cmd(folder, WORK / "e2e.csv"),
+        "ours_cnn": infer_cmd(folder, WORK / "e2e-cnn.csv", "--model", "cnn"),
         "decode_only": [PYTHON, "-m", "bench.decode_only", str(folder), "--workers", str(workers)],
         "quickstart_loop": [PYTHON, "-m", "bench.quickstart_predict", str(checkpoint), str(folder)],
     }
@@ -44,7 +45,7 @@ def run(folder: Path, one: Path, checkpoint: Path, count: int, quick: bool) -> d
     wall = {name: runs[i].seconds for i, name in enumerate(names)}
     startup = {name: runs[len(names) + i].seconds for i, name in enumerate(names)}
     for name, result in zip(names, runs, strict=False):
-        if name != "ours":
+        if not name.startswith("ours"):
             assert result.json()["files"] == count, (name, result.stdout)
     rate = {name: count / wall[name] for name in names}
     steady = {name: count / max(wall[name] - startup[name], 1e-9) for name in names}

@@ -79,6 +79,25 @@ def throughputs(
     return {name: count / statistics.median(t) for name, t in times.items()}
 
 
+def run_cnn(files: dict[str, object], checkpoint, images: np.ndarray, quick: bool) -> dict:
+    """The CNN's engine rows: fp32 / int8 / fp16 beside torch eager (no roofline: its
+    convolutions are not one sgemm)."""
+    threads = usable_cpus()
+    repeats = 2 if quick else 5
+    images = images[: 512 if quick else 4096]  # 44 MFLOP an image: fewer images suffice
+    rows = []
+    for batch in BATCHES:
+        passes = {"torch": torch_pass(checkpoint, images, batch, threads)}
+        for precision, path in files.items():
+            passes[precision] = ort_pass(path, images, batch, threads)
+        row = {"batch": batch, **throughputs(passes, len(images), repeats)}
+        row["fp32_vs_torch"] = row["fp32"] / row["torch"]
+        row["int8_vs_fp32"] = row["int8"] / row["fp32"]
+        row["fp16_vs_fp32"] = row["fp16"] / row["fp32"]
+        rows.append(row)
+    return {"threads": threads, "images": len(images), "rows": rows}
+
+
 def run(files: dict[str, object], checkpoint, images: np.ndarray, quick: bool) -> dict:
     threads = usable_cpus()
     repeats = 2 if quick else 7
