@@ -5,9 +5,10 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
-ASSET = ROOT / "src" / "fashion_onnx" / "assets" / "fashion_mlp.onnx"
 
 
 def test_it_opens_with_the_two_setup_commands_and_ci_runs_the_test_one() -> None:
@@ -17,16 +18,19 @@ def test_it_opens_with_the_two_setup_commands_and_ci_runs_the_test_one() -> None
     assert "make test" in (ROOT / ".ci" / "run").read_text()
 
 
-def test_the_model_card_matches_the_embedded_file() -> None:
-    data = ASSET.read_bytes()
-    export = json.loads((ROOT / "models" / "fashion_mlp.export.json").read_text())
-    pth = (ROOT / "models" / "fashion_mlp.pth").read_bytes()
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_the_model_card_matches_the_embedded_files(name: str) -> None:
+    data = (ROOT / "src" / "fashion_onnx" / "assets" / f"fashion_{name}.onnx").read_bytes()
+    export = json.loads((ROOT / "models" / f"fashion_{name}.export.json").read_text())
+    pth = (ROOT / "models" / f"fashion_{name}.pth").read_bytes()
+    assert export["architecture"] == name
     assert hashlib.sha256(data).hexdigest() in README
     assert export["sha256"] == hashlib.sha256(data).hexdigest()
     assert f"{len(data):,} bytes" in README
     assert hashlib.sha256(pth).hexdigest() in README
     assert export["source_sha256"] == hashlib.sha256(pth).hexdigest()
     parity = export["parity"]
+    assert parity["images"] == 10_000 and parity["argmax_agreement"] == 1.0
     assert f"{100 * parity['onnx_accuracy']:.2f}%" in README
     assert f"{parity['max_abs_logits']:.2e}" in README
     assert f"{parity['max_abs_probabilities']:.2e}" in README
