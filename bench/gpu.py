@@ -247,12 +247,12 @@ def physical_bounds() -> dict[str, Any]:
 
 
 def engine(images: np.ndarray, quick: bool, with_cuda: bool) -> dict[str, Any]:
-    from fashion_onnx.export.variants import write_variant
+    from fashion_onnx.export.variants import write_fp16
     from fashion_onnx.infer.contract import default_model_path
 
     fp32 = default_model_path()
     fp16 = Path(tempfile.mkdtemp()) / "model.fp16.onnx"
-    write_variant(fp32, fp16, "fp16")
+    write_fp16(fp32, fp16)
     repeats = 3 if quick else 7
     rows = []
     for batch in BATCHES:

@@ -169,3 +169,17 @@ def test_a_model_without_metadata_runs_on_defaults_with_a_warning(tmp_path, samp
         bare.predict(images).probabilities, Classifier(device="cpu").predict(images).probabilities
     )
     assert bare.class_names[0] == "T-shirt/top"
+
+
+def test_the_embedded_cnn_scores_at_least_93_5_on_the_real_test_set(test_set) -> None:
+    images, labels = test_set
+    cnn = Classifier("cnn", device="cpu")
+    accuracy = (cnn.predict(images).labels == labels).mean()
+    assert accuracy >= 0.935, accuracy
+    assert "CNN" in cnn._session.get_modelmeta().custom_metadata_map["architecture"]
+
+
+def test_model_names_pick_the_embedded_files() -> None:
+    assert Classifier("mlp").source == str(default_model_path("mlp"))
+    assert Classifier("cnn").source == str(default_model_path("cnn"))
+    assert Classifier().source == str(default_model_path("mlp"))

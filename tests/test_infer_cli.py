@@ -2,6 +2,7 @@ import csv
 import io
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +69,20 @@ def test_the_bundled_samples_and_their_labels(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "20 image(s) classified, 0 failed" in result.stderr
     assert "correct: 17/20" in result.stderr
+
+
+def test_the_cnn_classifies_the_samples_and_real_test_pngs(folder: Path, test_set) -> None:
+    result = runner.invoke(
+        app, [str(SAMPLES), "--model", "cnn", "--labels", str(SAMPLES / "labels.csv")]
+    )
+    assert result.exit_code == 0, result.output
+    right, judged = re.search(r"correct: (\d+)/(\d+)", result.stderr).groups()
+    assert judged == "20" and int(right) >= 17
+    pngs = runner.invoke(app, [str(folder), "--model", "cnn", "--format", "jsonl"])
+    rows = rows_of(pngs.stdout)
+    assert len(rows) == 12
+    labels = [test_set[1][int(Path(r["path"]).stem)] for r in rows]
+    assert sum(r["label"] == label for r, label in zip(rows, labels, strict=True)) >= 11
 
 
 def test_globs_and_single_files(folder: Path) -> None:

@@ -174,6 +174,28 @@ def test_predictions_come_from_actors_on_both_nodes(cluster) -> None:
     assert np.abs(got - want).max() <= 1e-6  # the rows are in input order
 
 
+def test_a_crashed_actor_is_replaced_and_no_row_is_lost(cluster, tmp_path) -> None:
+    marker = tmp_path / "crashed"
+
+    class CrashOnce(ray_engine.RayPredictor):  # local: Ray ships it by value
+        def __call__(self, batch):
+            if not marker.exists():
+                marker.touch()
+                os._exit(1)  # the actor process dies in the middle of a batch
+            return super().__call__(batch)
+
+    images = np.random.default_rng(1).integers(0, 256, (300, 28, 28), dtype=np.uint8)
+    ds = ray.data.from_items([{"bytes": png_bytes(x), "i": i} for i, x in enumerate(images)])
+    rows = ray_engine.add_predictions(
+        ds, column="bytes", device="cpu", batch_size=50, actor=CrashOnce
+    ).take_all()
+    assert marker.exists(), "an actor did crash"
+    rows.sort(key=lambda r: r["i"])  # a retried batch may come back later
+    assert [r["i"] for r in rows] == list(range(300)), "every row exactly once"
+    want = Classifier(device="cpu").predict(images).probabilities
+    assert np.abs(np.stack([r["probabilities"] for r in rows]) - want).max() <= 1e-6
+
+
 def test_s3_inputs_and_a_parquet_dataset_written_back(cluster, s3, test_set, folder) -> None:
     import boto3
     import pyarrow.parquet as pq

@@ -150,6 +150,7 @@ def add_predictions(
     min_actors: int = 1,
     batch_size: int = BATCH,
     node_column: str | None = None,
+    actor: type[RayPredictor] | None = None,
 ) -> ray.data.Dataset:
     """Add prediction columns to a dataset with a ``column`` of image paths or bytes.
 
@@ -164,6 +165,7 @@ def add_predictions(
             the cluster's CPUs when the dataset is read by tasks, which need a CPU too.
         batch_size: rows per batch for decoding and inference.
         node_column: see ``RayPredictor``.
+        actor: a ``RayPredictor`` subclass to run instead (to add columns of your own).
 
     Returns:
         The dataset with ``label``, ``class``, ``confidence``, ``probabilities`` and
@@ -184,7 +186,7 @@ def add_predictions(
         batch_size=batch_size,
     )
     return ds.map_batches(
-        RayPredictor,
+        actor or RayPredictor,
         fn_constructor_kwargs={
             "model": model_bytes,
             "device": device,
@@ -421,6 +423,7 @@ def classify_on_ray(
 ) -> Iterator[FileBatch]:
     """Classify ``inputs`` on the connected cluster; stream ``FileBatch``es to this
     process in input order. Every input comes back once: classified or failed."""
+    _quiet_ray_data()
     problems: list[Failure] = []
     ds, column = dataset_of(inputs, problems)
     if problems:
@@ -448,6 +451,7 @@ def write_parquet_on_ray(
     classified, the inputs that failed)."""
     import ray.data
 
+    _quiet_ray_data()
     problems: list[Failure] = []
     ds, column = dataset_of(inputs, problems)
     ds = add_predictions(
