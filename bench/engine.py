@@ -116,6 +116,13 @@ def run(files: dict[str, object], checkpoint, images: np.ndarray, quick: bool) -
         row["fp32_vs_roofline"] = row["fp32"] / roofline
         row["int8_vs_fp32"] = row["int8"] / row["fp32"]
         row["fp16_vs_fp32"] = row["fp16"] / row["fp32"]
+        if batch >= 64:  # one engine thread, as in fashion-infer's worker processes
+            single = throughputs(
+                {p: ort_pass(files[p], images, batch, 1) for p in ("fp32", "int8")},
+                len(images),
+                repeats,
+            )
+            row["int8_vs_fp32_one_thread"] = single["int8"] / single["fp32"]
         rows.append(row)
     big = [r for r in rows if r["batch"] >= 64]
     return {

@@ -40,8 +40,13 @@ def markdown(r: dict) -> str:
                 f"| torch {row['torch']:,.0f}; roofline {e['roofline_images_per_s']:,.0f} "
                 f"({e['sgemm_gflops']:.0f} GFLOP/s) "
                 f"| fp32 {row['fp32_vs_torch']:.2f}x torch, {row['fp32_vs_roofline']:.2f} of roofline; "
-                f"int8 {row['int8_vs_fp32']:.2f}x fp32 "
-                f"| batch >= 64: >= 1.2x torch, >= 0.85 roofline, int8 >= 3x "
+                f"int8 {row['int8_vs_fp32']:.2f}x fp32"
+                + (
+                    f" ({row['int8_vs_fp32_one_thread']:.2f}x with one thread)"
+                    if "int8_vs_fp32_one_thread" in row
+                    else ""
+                )
+                + " | batch >= 64: >= 1.2x torch, >= 0.85 roofline, int8 >= 3x "
                 f"| {'n/a (batch 1)' if row['batch'] < 64 else _yes(row['fp32_vs_torch'] >= 1.2 and row['fp32_vs_roofline'] >= 0.85 and row['int8_vs_fp32'] >= 3)} |"
             )
     if "engine_cnn" in r:

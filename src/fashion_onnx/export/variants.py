@@ -146,10 +146,15 @@ def compare_with_fp32(
 
 
 def throughputs(paths: dict[str, Path], images: np.ndarray, rounds: int = 5) -> dict[str, float]:
-    """Images/s of each file at batch 64 on the CPU provider: medians of ``rounds`` rounds
-    that run every file in turn, so load drifts hit them alike."""
+    """Images/s of each file at batch 64 on the CPU provider with one engine thread (as
+    fashion-infer's workers run it): medians of ``rounds`` rounds that run every file in
+    turn, so load drifts hit them alike."""
+    from fashion_onnx.infer.runtime import session_options
+
     sessions = {
-        name: ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        name: ort.InferenceSession(
+            str(path), session_options(threads=1), providers=["CPUExecutionProvider"]
+        )
         for name, path in paths.items()
     }
     batches = [images[i : i + SPEED_BATCH] for i in range(0, len(images), SPEED_BATCH)]
