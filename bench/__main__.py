@@ -32,7 +32,18 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     parser.add_argument("--out", type=Path, default=ROOT / "bench", help="where results go")
     parser.add_argument("--training-repeats", type=int, default=1)
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite the README's tables from bench/results.json, measuring nothing",
+    )
     args = parser.parse_args()
+    if args.report_only:
+        results = json.loads((args.out / "results.json").read_text())
+        update_readme(ROOT / "README.md", markdown(results))
+        update_readme(ROOT / "README.md", model_comparison(results), "models")
+        update_readme(ROOT / "README.md", scaling_notes(results), "scaling")
+        return
 
     from fashion_onnx.export import export_onnx
     from fashion_onnx.train.data import load_fashion_mnist, to_input

@@ -160,6 +160,10 @@ def model_comparison(r: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:,.0f} seconds" if seconds < 120 else f"{seconds / 60:,.0f} minutes"
+
+
 def scaling_notes(r: dict) -> str:
     """What was measured with Ray here, and the per-node arithmetic it gives."""
     if not {"ray", "end_to_end"} <= r.keys():
@@ -185,7 +189,7 @@ def scaling_notes(r: dict) -> str:
         f"through Ray ({local_core:,.0f} img/s per core with the local engine after its "
         "start-up). A 32-core node then does about "
         f"{32 * per_core:,.0f} img/s, and ten of them classify 100 million images in about "
-        f"{hundred_m / 60:,.0f} minutes, if storage keeps up. A GPU adds little for the MLP: on "
+        f"{_duration(hundred_m)}, if storage keeps up. A GPU adds little for the MLP: on "
         "an H100 its engine takes 1.2-1.7 million img/s from host memory (On a GPU, below), "
         f"hundreds of cores' worth of decoding; for the CNN{cnn_cost} GPU actors pay off "
         "sooner.\n"
