@@ -79,23 +79,27 @@ def throughputs(
     return {name: count / statistics.median(t) for name, t in times.items()}
 
 
+def _row(
+    files: dict[str, object], checkpoint, images: np.ndarray, batch: int, repeats: int
+) -> dict:
+    """One batch size: torch eager and every ONNX file, in alternating rounds."""
+    threads = usable_cpus()
+    passes = {"torch": torch_pass(checkpoint, images, batch, threads)}
+    for precision, path in files.items():
+        passes[precision] = ort_pass(path, images, batch, threads)
+    row = {"batch": batch, **throughputs(passes, len(images), repeats)}
+    row["fp32_vs_torch"] = row["fp32"] / row["torch"]
+    row["int8_vs_fp32"] = row["int8"] / row["fp32"]
+    row["fp16_vs_fp32"] = row["fp16"] / row["fp32"]
+    return row
+
+
 def run_cnn(files: dict[str, object], checkpoint, images: np.ndarray, quick: bool) -> dict:
     """The CNN's engine rows: fp32 / int8 / fp16 beside torch eager (no roofline: its
     convolutions are not one sgemm)."""
-    threads = usable_cpus()
-    repeats = 2 if quick else 5
     images = images[: 512 if quick else 4096]  # 44 MFLOP an image: fewer images suffice
-    rows = []
-    for batch in BATCHES:
-        passes = {"torch": torch_pass(checkpoint, images, batch, threads)}
-        for precision, path in files.items():
-            passes[precision] = ort_pass(path, images, batch, threads)
-        row = {"batch": batch, **throughputs(passes, len(images), repeats)}
-        row["fp32_vs_torch"] = row["fp32"] / row["torch"]
-        row["int8_vs_fp32"] = row["int8"] / row["fp32"]
-        row["fp16_vs_fp32"] = row["fp16"] / row["fp32"]
-        rows.append(row)
-    return {"threads": threads, "images": len(images), "rows": rows}
+    rows = [_row(files, checkpoint, images, batch, 2 if quick else 5) for batch in BATCHES]
+    return {"threads": usable_cpus(), "images": len(images), "rows": rows}
 
 
 def run(files: dict[str, object], checkpoint, images: np.ndarray, quick: bool) -> dict:
@@ -108,14 +112,8 @@ def run(files: dict[str, object], checkpoint, images: np.ndarray, quick: bool) -
     roofline = gflops * 1e9 / FLOP_PER_IMAGE
     rows = []
     for batch in BATCHES:
-        passes = {"torch": torch_pass(checkpoint, images, batch, threads)}
-        for precision, path in files.items():
-            passes[precision] = ort_pass(path, images, batch, threads)
-        row = {"batch": batch, **throughputs(passes, len(images), repeats)}
-        row["fp32_vs_torch"] = row["fp32"] / row["torch"]
+        row = _row(files, checkpoint, images, batch, repeats)
         row["fp32_vs_roofline"] = row["fp32"] / roofline
-        row["int8_vs_fp32"] = row["int8"] / row["fp32"]
-        row["fp16_vs_fp32"] = row["fp16"] / row["fp32"]
         if batch >= 64:  # one engine thread, as in fashion-infer's worker processes
             single = throughputs(
                 {p: ort_pass(files[p], images, batch, 1) for p in ("fp32", "int8")},

@@ -413,6 +413,24 @@ def _to_file_batch(batch: dict[str, np.ndarray]) -> FileBatch:
     )
 
 
+def _predictions(
+    inputs: Sequence[str],
+    model: bytes | str | None,
+    device: str,
+    invert: Invert,
+    batch_size: int,
+) -> tuple[ray.data.Dataset, list[Failure]]:
+    """(the inputs' dataset with the prediction columns and without file contents,
+    the problems met finding the inputs)."""
+    _quiet_ray_data()
+    problems: list[Failure] = []
+    ds, column = dataset_of(inputs, problems)
+    ds = add_predictions(
+        ds, column=column, model=model, device=device, invert=invert, batch_size=batch_size
+    )
+    return (ds.drop_columns(["bytes"]) if column == "bytes" else ds), problems
+
+
 def classify_on_ray(
     inputs: Sequence[str],
     *,
@@ -423,16 +441,9 @@ def classify_on_ray(
 ) -> Iterator[FileBatch]:
     """Classify ``inputs`` on the connected cluster; stream ``FileBatch``es to this
     process in input order. Every input comes back once: classified or failed."""
-    _quiet_ray_data()
-    problems: list[Failure] = []
-    ds, column = dataset_of(inputs, problems)
+    ds, problems = _predictions(inputs, model, device, invert, batch_size)
     if problems:
         yield FileBatch([], np.empty((0, NUM_CLASSES), np.float32), problems)
-    ds = add_predictions(
-        ds, column=column, model=model, device=device, invert=invert, batch_size=batch_size
-    )
-    if column == "bytes":
-        ds = ds.drop_columns(["bytes"])
     for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
         yield _to_file_batch(batch)
 
@@ -451,14 +462,7 @@ def write_parquet_on_ray(
     classified, the inputs that failed)."""
     import ray.data
 
-    _quiet_ray_data()
-    problems: list[Failure] = []
-    ds, column = dataset_of(inputs, problems)
-    ds = add_predictions(
-        ds, column=column, model=model, device=device, invert=invert, batch_size=batch_size
-    )
-    if column == "bytes":
-        ds = ds.drop_columns(["bytes"])
+    ds, problems = _predictions(inputs, model, device, invert, batch_size)
     ds.write_parquet(destination)
     written = ray.data.read_parquet(destination, columns=["path", "error"])
     failed = written.filter(lambda row: row["error"] != "")
