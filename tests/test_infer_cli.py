@@ -196,3 +196,57 @@ def test_parallel_decoding_matches_in_process_decoding(tmp_path: Path, test_set)
     assert rows_of(one.stdout) == rows_of(two.stdout)
     assert len(rows_of(two.stdout)) == 300
     assert "150-bad.png: not an image" in two.stderr
+
+
+def test_the_entry_point_flushes_every_row_and_keeps_the_exit_status(
+    tmp_path: Path, test_set
+) -> None:
+    """``fashion-infer`` ends without Python's teardown: rows piped to another process
+    (block-buffered) must all arrive, and each exit status must survive."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "many"
+    root.mkdir()
+    for i in range(300):  # above PARALLEL_MIN_FILES: worker processes run
+        Image.fromarray(test_set[0][i], mode="L").save(root / f"{i:03d}.png")
+    (root / "broken.png").write_bytes(b"not a png")
+    command = [sys.executable, "-m", "fashion_onnx.infer", "--format", "csv", "--device", "cpu"]
+    partial = subprocess.run([*command, str(root)], capture_output=True, text=True)
+    assert partial.returncode == 1, partial.stderr
+    rows = list(csv.DictReader(io.StringIO(partial.stdout)))
+    assert len(rows) == 300
+    assert "broken.png" in partial.stderr and "300 image(s) classified, 1 failed" in partial.stderr
+    (root / "broken.png").unlink()
+    complete = subprocess.run([*command, str(root)], capture_output=True, text=True)
+    assert complete.returncode == 0, complete.stderr
+    assert complete.stdout == partial.stdout
+    nothing = subprocess.run([*command, str(tmp_path / "absent")], capture_output=True, text=True)
+    assert nothing.returncode == 2 and nothing.stderr.splitlines()[-1].startswith("error:")
+
+
+def test_exiting_at_once_keeps_what_the_command_printed_and_its_status(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "tool.py"
+    script.write_text(
+        "import sys, typer\n"
+        "from fashion_onnx.cli_common import run_then_exit_at_once\n"
+        "app = typer.Typer()\n"
+        "@app.command()\n"
+        "def go(how: str) -> None:\n"
+        "    sys.stdout.write('partial line, no newline')\n"
+        "    if how == 'status': raise typer.Exit(3)\n"
+        "    if how == 'message': sys.exit('went wrong')\n"
+        "    if how == 'crash': raise RuntimeError('a bug')\n"
+        "run_then_exit_at_once(app)\n"
+    )
+    results = {
+        how: subprocess.run([sys.executable, str(script), how], capture_output=True, text=True)
+        for how in ("ok", "status", "message", "crash")
+    }
+    assert [r.returncode for r in results.values()] == [0, 3, 1, 1]
+    assert all(r.stdout == "partial line, no newline" for r in results.values())
+    assert results["message"].stderr.strip() == "went wrong"
+    assert "RuntimeError: a bug" in results["crash"].stderr  # a bug keeps its traceback

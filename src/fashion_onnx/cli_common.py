@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -42,6 +43,31 @@ def warnings_as_lines() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.showwarning = show
         yield
+
+
+def run_then_exit_at_once(app: typer.Typer) -> NoReturn:
+    """Run ``app`` as the console command, then end the process without Python's teardown.
+
+    Tearing down every imported module (numpy's and onnxruntime's included) takes about
+    30 ms, a sixth of a small ``fashion-infer`` run. By the time ``app`` returns, every
+    file it wrote is closed and published, pools and clusters are shut down: only the
+    standard streams are left to flush. Exceptions other than an exit keep the normal
+    path (traceback, teardown). Only console entry points call this, never the tests'
+    in-process runner.
+    """
+    try:
+        app()
+        code = EXIT_OK
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            code = exc.code or EXIT_OK
+        else:  # sys.exit("message"): Python prints it and exits 1
+            print(exc.code, file=sys.stderr)
+            code = 1
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more to say
+            stream.flush()
+    os._exit(code)
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:

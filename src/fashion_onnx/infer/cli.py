@@ -26,6 +26,7 @@ from fashion_onnx.cli_common import (
     EXIT_OK,
     fail,
     run_reporting_errors,
+    run_then_exit_at_once,
     warnings_as_lines,
 )
 from fashion_onnx.constants import DEVICES
@@ -167,7 +168,7 @@ def infer_command(
 
 
 def main() -> None:
-    app()
+    run_then_exit_at_once(app)
 
 
 # -- the driver ---------------------------------------------------------------------

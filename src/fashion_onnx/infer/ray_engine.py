@@ -208,6 +208,7 @@ def add_predictions(
 class ClusterInfo:
     address: str  # the GCS address, e.g. 127.0.0.1:6379
     started_here: bool  # a local Ray this process started (and will stop)
+    connected_here: bool  # this call connected (False: Ray was connected already)
     nodes: int
     cpus: int
     gpus: int
@@ -301,7 +302,8 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Clust
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     ray = _import_ray()
     started_here = False
-    if not ray.is_initialized():
+    connected_here = not ray.is_initialized()
+    if connected_here:
         started_here = address in (None, "local")
         box: dict[str, BaseException] = {}
 
@@ -340,6 +342,7 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Clust
     return ClusterInfo(
         address=ray.get_runtime_context().gcs_address,
         started_here=started_here,
+        connected_here=connected_here,
         nodes=len(nodes),
         cpus=int(resources.get("CPU", 0)),
         gpus=int(resources.get("GPU", 0)),
@@ -347,8 +350,10 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Clust
 
 
 def disconnect(cluster: ClusterInfo) -> None:
-    """Stop the local Ray this process started; leave a joined cluster running."""
-    if cluster.started_here:
+    """Undo ``connect``: a local Ray it started stops, a cluster it joined keeps running
+    (only this driver leaves), a connection made before it stays. Explicit, because the
+    CLI ends without Python's teardown and so without Ray's own exit hook."""
+    if cluster.connected_here:
         import ray
 
         ray.shutdown()

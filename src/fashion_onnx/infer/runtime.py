@@ -15,7 +15,6 @@ import io
 import os
 import sys
 import warnings
-from importlib import metadata
 
 from fashion_onnx.constants import DEVICES
 from fashion_onnx.errors import DeviceError, InvalidArgumentError, MissingExtraError, ModelError
@@ -42,6 +41,8 @@ except ModuleNotFoundError as exc:
 
 def installed_runtimes() -> list[str]:
     """The ONNX Runtime distributions installed (both at once overwrite each other's files)."""
+    from importlib import metadata  # 10 ms of imports: only where CUDA may be used
+
     found = []
     for dist in ("onnxruntime", "onnxruntime-gpu"):
         with contextlib.suppress(metadata.PackageNotFoundError):
