@@ -24,6 +24,23 @@ CNN_CHECKPOINT = ROOT / "models" / "fashion_cnn.pth"
 SECTIONS = ("training", "engine", "end_to_end", "cold_start", "streaming", "ray", "models")
 
 
+def merged_into_earlier(results: dict, earlier_file: Path) -> dict:
+    """A partial run (--only) replaces its sections in the earlier full results, which
+    must come from the same kind of machine: one table never mixes machines."""
+    if not earlier_file.exists():
+        return results
+    earlier = json.loads(earlier_file.read_text())
+    mine, theirs = results["machine"], earlier["machine"]
+    same = ("cpu", "cpus_usable")
+    if earlier.get("quick") or any(mine[key] != theirs[key] for key in same):
+        raise SystemExit(
+            f"{earlier_file} was measured on {theirs['cpu']} ({theirs['cpus_usable']} CPUs), "
+            f"this is {mine['cpu']} ({mine['cpus_usable']} CPUs): run every section"
+        )
+    measured = {**earlier.get("measured", {}), **results["measured"]}
+    return {**earlier, **results, "measured": measured}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -112,13 +129,17 @@ def main() -> None:
         print("models: test and samples/ accuracy of each embedded model ...", flush=True)
         results["models"] = model_card.run()
     results["seconds"] = time.perf_counter() - started
+    today = time.strftime("%Y-%m-%d")
+    results["measured"] = {section: today for section in args.only}
+    if not args.quick and args.only != list(SECTIONS):
+        results = merged_into_earlier(results, args.out / "results.json")
 
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     table = markdown(results)
     card = model_comparison(results)
     (args.out / "results.md").write_text(table + "\n" + card)
-    if not args.quick and args.only == list(SECTIONS):
+    if not args.quick and all(section in results for section in SECTIONS):
         update_readme(ROOT / "README.md", table)
         update_readme(ROOT / "README.md", card, "models")
         update_readme(ROOT / "README.md", scaling_notes(results), "scaling")
