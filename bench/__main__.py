@@ -63,6 +63,7 @@ def main() -> None:
         return
 
     from fashion_onnx.export import export_onnx
+    from fashion_onnx.export.variants import variant_path
     from fashion_onnx.train.data import load_fashion_mnist, to_input
 
     started = time.perf_counter()
@@ -77,16 +78,16 @@ def main() -> None:
         results["training"] = training.run(args.quick, args.training_repeats)
     if "engine" in args.only:
         print("engine: fp32 / int8 / fp16 vs torch vs roofline ...", flush=True)
-        onnx = WORK / "model.onnx"
+        onnx = WORK / f"{prefix}model.onnx"
         mlp_report = export_onnx(CHECKPOINT, onnx, precisions=("int8", "fp16"))
-        files = {p: onnx.with_name(f"model.{p}.onnx") for p in ("int8", "fp16")}
+        files = {p: variant_path(onnx, p) for p in ("int8", "fp16")}
         results["engine"] = engine.run(
             {"fp32": onnx, **files}, CHECKPOINT, to_input(data.test_images).numpy(), args.quick
         )
         print("engine: the CNN, fp32 / int8 / fp16 vs torch ...", flush=True)
-        cnn = WORK / "cnn.onnx"
+        cnn = WORK / f"{prefix}cnn.onnx"
         cnn_report = export_onnx(CNN_CHECKPOINT, cnn, precisions=("int8", "fp16"))
-        cnn_files = {p: cnn.with_name(f"cnn.{p}.onnx") for p in ("int8", "fp16")}
+        cnn_files = {p: variant_path(cnn, p) for p in ("int8", "fp16")}
         results["engine_cnn"] = engine.run_cnn(
             {"fp32": cnn, **cnn_files},
             CNN_CHECKPOINT,
