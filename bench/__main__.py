@@ -31,8 +31,9 @@ def merged_into_earlier(results: dict, earlier_file: Path) -> dict:
         return results
     earlier = json.loads(earlier_file.read_text())
     mine, theirs = results["machine"], earlier["machine"]
-    same = ("cpu", "cpus_usable")
-    if earlier.get("quick") or any(mine[key] != theirs[key] for key in same):
+    if earlier.get("quick"):
+        raise SystemExit(f"{earlier_file} holds a quick smoke run: run every section")
+    if any(mine[key] != theirs[key] for key in ("cpu", "cpus_usable")):
         raise SystemExit(
             f"{earlier_file} was measured on {theirs['cpu']} ({theirs['cpus_usable']} CPUs), "
             f"this is {mine['cpu']} ({mine['cpus_usable']} CPUs): run every section"

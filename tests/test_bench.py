@@ -29,3 +29,34 @@ def test_bench_quick_runs_every_section(tmp_path: Path) -> None:
     assert [row["batch"] for row in results["engine"]["rows"]] == [1, 64, 1024]
     assert "QUICK smoke run" in (tmp_path / "results.md").read_text()
     assert (ROOT / "README.md").read_text() == readme_before, "a quick run leaves the README alone"
+
+
+def test_a_partial_run_replaces_its_sections_only_on_the_same_machine(tmp_path: Path) -> None:
+    from bench.__main__ import merged_into_earlier
+
+    machine = {"cpu": "Some CPU", "cpus_usable": 2}
+    earlier = tmp_path / "results.json"
+    earlier.write_text(
+        json.dumps(
+            {
+                "machine": machine,
+                "quick": False,
+                "training": {"t": 1},
+                "ray": {"r": 1},
+                "measured": {"training": "2026-01-01", "ray": "2026-01-01"},
+            }
+        )
+    )
+    partial = {
+        "machine": machine,
+        "quick": False,
+        "ray": {"r": 2},
+        "measured": {"ray": "2026-02-02"},
+    }
+    merged = merged_into_earlier(partial, earlier)
+    assert merged["training"] == {"t": 1} and merged["ray"] == {"r": 2}
+    assert merged["measured"] == {"training": "2026-01-01", "ray": "2026-02-02"}
+    elsewhere = {**partial, "machine": {"cpu": "Other CPU", "cpus_usable": 2}}
+    with pytest.raises(SystemExit, match="Some CPU .* Other CPU"):
+        merged_into_earlier(elsewhere, earlier)
+    assert merged_into_earlier(partial, tmp_path / "absent.json") == partial
