@@ -22,6 +22,7 @@ from fashion_onnx.infer import Classifier
 from fashion_onnx.infer import cli as infer_cli
 from fashion_onnx.infer.contract import default_model_path
 from fashion_onnx.infer.images import load_image
+from fashion_onnx.infer.prepare import Preparation
 from fashion_onnx.infer.output import RowWriter
 
 runner = CliRunner()
@@ -196,7 +197,7 @@ def test_a_truncated_png_is_refused_unless_its_pixels_survive(
     path = tmp_path_factory.mktemp("png") / "cut.png"
     path.write_bytes(real_png[:cut])
     try:
-        pixels = load_image(path, invert="never")
+        pixels = load_image(path, Preparation(invert="never"))
     except ImageError as exc:
         assert cut < len(real_png), "the whole file must decode"
         assert "\n" not in str(exc) and str(exc)

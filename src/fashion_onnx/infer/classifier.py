@@ -14,12 +14,14 @@ from PIL import Image
 from fashion_onnx.constants import DEFAULT_BATCH_CPU, DEFAULT_BATCH_CUDA, IMAGE_SIZE
 from fashion_onnx.errors import ImageError, InvalidArgumentError
 from fashion_onnx.infer.contract import check_contract, read_model
-from fashion_onnx.infer.images import (
+from fashion_onnx.infer.images import load_image, to_model_image
+from fashion_onnx.infer.prepare import (
+    Fit,
     Invert,
+    Preparation,
+    check_fit,
     check_invert,
-    load_image,
     should_invert,
-    to_model_image,
 )
 from fashion_onnx.infer.runtime import CUDA, create_session
 
@@ -71,6 +73,9 @@ class Classifier:
         threads: intra-op threads for the CPU provider; None lets onnxruntime choose.
         invert: "auto" inverts images with a light background (product photos),
             "always" or "never" force it.
+        fit: for images that are not 28x28: "trim" cuts them to the garment, then fits
+            and centres it as FashionMNIST was made (product photos with margins);
+            "full" fits the whole frame. 28x28 images are taken as they are.
         spinning: let idle engine threads busy-wait for the next batch (fastest when
             the engine has the CPU to itself; turn off when decoder processes share it).
 
@@ -88,11 +93,12 @@ class Classifier:
         batch_size: int | None = None,
         threads: int | None = None,
         invert: Invert = "auto",
+        fit: Fit = "trim",
         spinning: bool = True,
     ) -> None:
         if batch_size is not None and batch_size < 1:
             raise InvalidArgumentError(f"batch_size must be >= 1, got {batch_size}")
-        check_invert(invert)
+        self.preparation = Preparation(check_invert(invert), check_fit(fit))
         self.model_bytes, self.source = read_model(model)
         self._session = create_session(self.model_bytes, device, threads, spinning, self.source)
         self.contract = check_contract(self._session, self.source)
@@ -101,7 +107,6 @@ class Classifier:
         on_cuda = self.provider == CUDA
         default_batch = DEFAULT_BATCH_CUDA if on_cuda else DEFAULT_BATCH_CPU
         self.batch_size = self.contract.fixed_batch or batch_size or default_batch
-        self.invert: Invert = invert
         # On CUDA, IO binding: each batch is copied to the device once and read back once.
         self._binding = self._session.io_binding() if on_cuda else None
 
@@ -170,9 +175,10 @@ class Classifier:
             raise InvalidArgumentError(
                 f"array dtype {images.dtype}: expected uint8 or a float type"
             )
-        if self.invert == "never":
+        invert = self.preparation.invert
+        if invert == "never":
             return images
-        flip = np.array([should_invert(img, self.invert) for img in images], dtype=bool)
+        flip = np.array([should_invert(img, invert) for img in images], dtype=bool)
         if flip.any():
             images = images.copy()
             top = 255 if images.dtype == np.uint8 else 1.0
@@ -181,10 +187,10 @@ class Classifier:
 
     def _image_to_array(self, item: ImageLike) -> np.ndarray:
         if isinstance(item, Image.Image):
-            return to_model_image(item, self.invert)
+            return to_model_image(item, self.preparation)
         if isinstance(item, str | os.PathLike):
             try:
-                return load_image(item, self.invert)
+                return load_image(item, self.preparation)
             except ImageError as exc:
                 raise ImageError(f"{item}: {exc}") from None
         raise InvalidArgumentError(f"expected a path or a PIL image, got {type(item).__name__}")

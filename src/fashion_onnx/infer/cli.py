@@ -30,8 +30,8 @@ from fashion_onnx.cli_common import (
     warnings_as_lines,
 )
 from fashion_onnx.constants import DEVICES
-from fashion_onnx.infer.images import INVERT_CHOICES
 from fashion_onnx.infer.output import FORMATS
+from fashion_onnx.infer.prepare import FIT_CHOICES, INVERT_CHOICES
 
 if TYPE_CHECKING:
     from fashion_onnx.infer.files import Failure, FileBatch
@@ -101,6 +101,14 @@ def infer_command(
     invert: Annotated[
         str, typer.Option(help="auto (light backgrounds are inverted), always or never.")
     ] = "auto",
+    fit: Annotated[
+        str,
+        typer.Option(
+            help="trim (cut pictures that are not 28x28 to the garment, then fit and centre "
+            "it, as FashionMNIST was made: product photos with margins) or full (fit the "
+            "whole frame)."
+        ),
+    ] = "trim",
     fmt: Annotated[
         str,
         typer.Option(
@@ -148,6 +156,7 @@ def infer_command(
 ) -> None:
     _choice(device, DEVICES, "--device")
     _choice(invert, INVERT_CHOICES, "--invert")
+    _choice(fit, FIT_CHOICES, "--fit")
     _choice(fmt, (*FORMATS, "parquet"), "--format")
     _choice(engine, ("local", "ray"), "--engine")
     if fmt == "parquet" and (engine != "ray" or output is None):
@@ -157,7 +166,18 @@ def infer_command(
     if output is not None and fmt != "parquet" and os.path.isdir(output):
         raise typer.BadParameter(f"{output} is a directory; give a file", param_hint="--output")
     settings = Settings(
-        model, device, batch_size, threads, workers, invert, fmt, output, top_k, engine, ray_address
+        model,
+        device,
+        batch_size,
+        threads,
+        workers,
+        invert,
+        fit,
+        fmt,
+        output,
+        top_k,
+        engine,
+        ray_address,
     )
     show_progress = sys.stderr.isatty() if progress is None else progress
     with warnings_as_lines():  # the model's metadata, a CUDA fallback: one line each
@@ -182,6 +202,7 @@ class Settings:
     threads: int | None
     workers: int | None
     invert: str
+    fit: str
     fmt: str
     output: str | None
     top_k: int
@@ -332,8 +353,8 @@ def run(inputs: list[str], s: Settings, *, labels: Path | None, progress: bool) 
     """Classify every image under ``inputs``; return the exit status (0 or 1)."""
     from fashion_onnx.infer.classifier import Classifier
     from fashion_onnx.infer.files import default_workers
-    from fashion_onnx.infer.images import check_invert
     from fashion_onnx.infer.output import RowWriter
+    from fashion_onnx.infer.prepare import check_fit, check_invert
 
     started = time.perf_counter()
     if not any_image(inputs):
@@ -352,6 +373,7 @@ def run(inputs: list[str], s: Settings, *, labels: Path | None, progress: bool) 
         batch_size=s.batch_size,
         threads=s.threads or (1 if forks else None),
         invert=check_invert(s.invert),
+        fit=check_fit(s.fit),
         spinning=not forks,
     )
     with contextlib.ExitStack() as stack:
@@ -361,17 +383,17 @@ def run(inputs: list[str], s: Settings, *, labels: Path | None, progress: bool) 
             cluster = ray_engine.connect(s.ray_address, num_cpus=s.workers)
             stack.callback(ray_engine.disconnect, cluster)
             where = f"{cluster.describe()}, {ray_engine.actor_device(s.device).upper()} actors"
-            model, invert = classifier.model_bytes, classifier.invert
+            model, preparation = classifier.model_bytes, classifier.preparation
             if s.fmt == "parquet":
                 assert s.output is not None
                 classified, failures = ray_engine.write_parquet_on_ray(
-                    inputs, s.output, model=model, device=s.device, invert=invert
+                    inputs, s.output, model=model, device=s.device, preparation=preparation
                 )
                 report_failures(failures)
                 tally = Tally(classified=classified, failed=len(failures))
             else:
                 batches: Iterable[FileBatch] = ray_engine.classify_on_ray(
-                    inputs, model=model, device=s.device, invert=invert
+                    inputs, model=model, device=s.device, preparation=preparation
                 )
         else:
             where = classifier.provider
@@ -384,6 +406,7 @@ def run(inputs: list[str], s: Settings, *, labels: Path | None, progress: bool) 
     seconds = time.perf_counter() - started
     summary = (
         f"{tally.classified} image(s) classified, {tally.failed} failed, on {where}, "
+        f"fit {s.fit}, "
         f"{tally.classified / seconds:,.0f} images/s ({seconds:.2f}s)"
     )
     if truth:

@@ -28,14 +28,8 @@ import numpy as np
 from fashion_onnx.constants import IMAGE_SIZE
 from fashion_onnx.errors import ImageError
 from fashion_onnx.infer.discover import find_images
-from fashion_onnx.infer.images import (
-    Invert,
-    Source,
-    bomb_checks,
-    light_borders,
-    open_image,
-    to_model_image,
-)
+from fashion_onnx.infer.images import Source, bomb_checks, draft_size, open_image, to_model_image
+from fashion_onnx.infer.prepare import Preparation, light_borders
 from fashion_onnx.infer.runtime import CPU
 
 if TYPE_CHECKING:
@@ -85,9 +79,9 @@ class DecodedChunk:
         return ok, failures
 
 
-def decode_chunk(sources: Sequence[Source], invert: Invert) -> DecodedChunk:
-    """Decode files (or files' bytes) one by one, as ``load_image`` would; a bad one costs
-    only itself.
+def decode_chunk(sources: Sequence[Source], preparation: Preparation) -> DecodedChunk:
+    """Decode and prepare files (or files' bytes) one by one, as ``load_image`` would; a
+    bad one costs only itself.
 
     FashionMNIST-like files (8-bit grayscale, 28x28) take a short path: their pixels are
     copied straight in, and the light-background check runs once for all of them.
@@ -96,10 +90,11 @@ def decode_chunk(sources: Sequence[Source], invert: Invert) -> DecodedChunk:
     plain = np.zeros(len(sources), dtype=bool)  # rows still to check for a light background
     errors: list[str | None] = []
     row = 0
+    draft = draft_size(preparation)
     with bomb_checks():
         for source in sources:
             try:
-                image = open_image(source)
+                image = open_image(source, draft)
             except ImageError as exc:
                 errors.append(str(exc))
                 continue
@@ -108,10 +103,11 @@ def decode_chunk(sources: Sequence[Source], invert: Invert) -> DecodedChunk:
                     images[row] = np.frombuffer(image.tobytes(), np.uint8).reshape(SHAPE)
                     plain[row] = True
                 else:
-                    images[row] = to_model_image(image, invert)
+                    images[row] = to_model_image(image, preparation)
             errors.append(None)
             row += 1
     images, plain = images[:row], plain[:row]
+    invert = preparation.invert
     if invert != "never" and plain.any():
         flip = plain if invert == "always" else plain & light_borders(images)
         images[flip] = 255 - images[flip]
@@ -131,19 +127,24 @@ def default_workers() -> int:
 _worker_engine: Classifier | None = None  # one per worker process, made by _start_worker
 
 
-def _start_worker(model: bytes, batch_size: int, invert: Invert) -> None:
+def _start_worker(model: bytes, batch_size: int, preparation: Preparation) -> None:
     from fashion_onnx.infer.classifier import Classifier
 
     global _worker_engine
     warnings.simplefilter("ignore")  # the parent has shown the model's warnings already
     _worker_engine = Classifier(
-        model, device="cpu", threads=1, batch_size=batch_size, invert=invert
+        model,
+        device="cpu",
+        threads=1,
+        batch_size=batch_size,
+        invert=preparation.invert,
+        fit=preparation.fit,
     )
 
 
 def _classify_in_worker(paths: list[str]) -> tuple[list[str], np.ndarray, list[Failure]]:
     assert _worker_engine is not None, "the pool's initializer made the engine"
-    decoded = decode_chunk(paths, _worker_engine.invert)
+    decoded = decode_chunk(paths, _worker_engine.preparation)
     ok, failures = decoded.split(paths)
     return ok, _worker_engine.predict_pixels(decoded.images), failures
 
@@ -222,20 +223,20 @@ def classify_files(
     parallel = workers > 1 and sum(len(paths) for paths, _ in head) >= PARALLEL_MIN_FILES
     if not parallel:
         for paths, problems in tasks:
-            decoded = decode_chunk(paths, classifier.invert)
+            decoded = decode_chunk(paths, classifier.preparation)
             ok, failures = decoded.split(paths)
             yield FileBatch(ok, classifier.predict_pixels(decoded.images), problems + failures)
         return
     window = IN_FLIGHT_PER_WORKER * workers
     if classifier.provider == CPU:
-        settings = (classifier.model_bytes, classifier.batch_size, classifier.invert)
+        settings = (classifier.model_bytes, classifier.batch_size, classifier.preparation)
         with _pool(workers, initializer=_start_worker, initargs=settings) as pool:
             for problems, (paths, probs, failures) in _in_order(
                 pool, _classify_in_worker, tasks, window
             ):
                 yield FileBatch(paths, probs, problems + failures)
     else:  # one GPU session, here; the workers decode
-        decode = _DecodeTask(classifier.invert)
+        decode = _DecodeTask(classifier.preparation)
         with _pool(workers) as pool:
             for problems, (ok, images, failures) in _in_order(pool, decode, tasks, window):
                 yield FileBatch(ok, classifier.predict_pixels(images), problems + failures)
@@ -245,9 +246,9 @@ def classify_files(
 class _DecodeTask:
     """A picklable ``paths -> (decoded paths, images, failures)`` for decode-only workers."""
 
-    invert: Invert
+    preparation: Preparation
 
     def __call__(self, paths: list[str]) -> tuple[list[str], np.ndarray, list[Failure]]:
-        decoded = decode_chunk(paths, self.invert)
+        decoded = decode_chunk(paths, self.preparation)
         ok, failures = decoded.split(paths)
         return ok, decoded.images, failures

@@ -1,4 +1,5 @@
-"""Turn any image into the model's 28x28 grayscale input, refusing unsafe files.
+"""Decode any image file into grayscale pixels, refusing unsafe files; ``prepare``
+turns those into the model's 28x28 input.
 
 Every step is per image, so one bad file costs only itself: ``load_image`` raises
 ``ImageError`` with a one-line reason, and callers go on with the next file.
@@ -11,55 +12,19 @@ import io
 import os
 import warnings
 from collections.abc import Iterator
-from typing import Literal, cast
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from fashion_onnx.constants import IMAGE_SIZE
-from fashion_onnx.errors import ImageError, InvalidArgumentError
+from fashion_onnx.errors import ImageError
+from fashion_onnx.infer.prepare import Preparation, prepare
 
-Invert = Literal["auto", "always", "never"]
 Source = str | os.PathLike[str] | bytes  # a file, or a file's contents
-INVERT_CHOICES: tuple[str, ...] = ("auto", "always", "never")
 MAX_PIXELS = 40_000_000  # refuse larger images before decoding (decompression bombs)
 IMAGE_SUFFIXES = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 )  # compared lower-cased, so .PNG counts too
-
-
-def light_borders(stack: np.ndarray) -> np.ndarray:
-    """(n, h, w) images, h and w >= 3 -> (n,) bool: is the 1-pixel border brighter than
-    mid-grey? That is a product photo (dark garment on light), not FashionMNIST."""
-    _, h, w = stack.shape
-    # border = everything minus the interior: two reductions, no copies (exact in float64)
-    whole = stack.sum(axis=(1, 2), dtype=np.float64)
-    border_sum = whole - stack[:, 1:-1, 1:-1].sum(axis=(1, 2), dtype=np.float64)
-    border_count = h * w - (h - 2) * (w - 2)
-    full_scale = 255.0 if stack.dtype == np.uint8 else 1.0
-    return np.asarray(border_sum > border_count * full_scale / 2)
-
-
-def has_light_background(gray: np.ndarray) -> bool:
-    """``light_borders`` for one (h, w) image; tiny images compare their mean instead."""
-    h, w = gray.shape
-    if h < 3 or w < 3:
-        return bool(gray.mean() > (127.5 if gray.dtype == np.uint8 else 0.5))
-    return bool(light_borders(gray[None])[0])
-
-
-def check_invert(invert: str) -> Invert:
-    """``invert`` as an ``Invert``; InvalidArgumentError unless it is auto, always or never."""
-    if invert not in INVERT_CHOICES:
-        raise InvalidArgumentError(
-            f"invert must be one of {', '.join(INVERT_CHOICES)}, got {invert!r}"
-        )
-    return cast(Invert, invert)
-
-
-def should_invert(gray: np.ndarray, invert: Invert) -> bool:
-    check_invert(invert)
-    return invert == "always" or (invert == "auto" and has_light_background(gray))
 
 
 def _to_gray_array(image: Image.Image) -> np.ndarray:
@@ -92,25 +57,9 @@ def _to_gray_array(image: Image.Image) -> np.ndarray:
     return np.asarray(image, dtype=np.uint8)
 
 
-def to_model_image(image: Image.Image, invert: Invert = "auto") -> np.ndarray:
-    """A decoded PIL image -> uint8 (28, 28), light garment on dark, aspect ratio kept."""
-    gray = _to_gray_array(image)
-    if invert == "always" or (invert == "auto" and has_light_background(gray)):
-        gray = 255 - gray
-    if gray.shape == (IMAGE_SIZE, IMAGE_SIZE):
-        return np.ascontiguousarray(gray)
-    h, w = gray.shape
-    side = max(h, w)
-    if h != w:  # pad to a square with the (now dark) background
-        square = np.zeros((side, side), dtype=np.uint8)
-        top, left = (side - h) // 2, (side - w) // 2
-        square[top : top + h, left : left + w] = gray
-        gray = square
-    small = Image.fromarray(gray, mode="L").resize(
-        (IMAGE_SIZE, IMAGE_SIZE),
-        Image.Resampling.BOX if side > IMAGE_SIZE else Image.Resampling.BILINEAR,
-    )
-    return np.asarray(small, dtype=np.uint8)
+def to_model_image(image: Image.Image, preparation: Preparation | None = None) -> np.ndarray:
+    """A decoded PIL image -> uint8 (28, 28), light garment on dark (see ``prepare``)."""
+    return prepare(_to_gray_array(image), preparation or Preparation())
 
 
 @contextlib.contextmanager
@@ -121,9 +70,17 @@ def bomb_checks() -> Iterator[None]:
         yield
 
 
-def _decode_first_frame(path: str | os.PathLike[str] | io.BytesIO) -> Image.Image:
+def draft_size(preparation: Preparation | None) -> int:
+    """The fewest pixels a side of a JPEG may be decoded at (libjpeg shrinks large ones
+    by 2, 4 or 8 while decoding, which is much faster): 28 when the whole frame becomes
+    28x28; with trimming the garment may fill a third of the frame, so 8 x 28."""
+    return IMAGE_SIZE if preparation is not None and preparation.fit == "full" else 8 * IMAGE_SIZE
+
+
+def _decode_first_frame(path: str | os.PathLike[str] | io.BytesIO, draft: int) -> Image.Image:
     """Open and decode the file's first frame (an opened image is at its first frame):
-    every step that reads the file's bytes."""
+    every step that reads the file's bytes. JPEGs are decoded in grayscale, at no fewer
+    than ``draft`` pixels a side (when the file has more)."""
     image = Image.open(path)
     try:
         width, height = image.size
@@ -133,7 +90,7 @@ def _decode_first_frame(path: str | os.PathLike[str] | io.BytesIO) -> Image.Imag
                 f"exceeds the {MAX_PIXELS:,}-pixel limit"
             )
         if image.format == "JPEG":
-            image.draft("L", (IMAGE_SIZE, IMAGE_SIZE))  # let libjpeg downscale
+            image.draft("L", (draft, draft))  # let libjpeg downscale
         image.load()
     except BaseException:
         image.close()
@@ -141,7 +98,9 @@ def _decode_first_frame(path: str | os.PathLike[str] | io.BytesIO) -> Image.Imag
     return image
 
 
-def load_image(path: str | os.PathLike[str], invert: Invert = "auto") -> np.ndarray:
+def load_image(
+    path: str | os.PathLike[str], preparation: Preparation | None = None
+) -> np.ndarray:
     """Open, check and convert one image file to uint8 (28, 28), light garment on dark.
 
     Only what the file can cause becomes an ``ImageError``; a failure in the conversion
@@ -152,13 +111,13 @@ def load_image(path: str | os.PathLike[str], invert: Invert = "auto") -> np.ndar
             truncated or corrupt, an unsupported mode, or too many pixels (checked
             before decoding).
     """
-    with bomb_checks(), open_image(path) as image:
-        return to_model_image(image, invert)
+    with bomb_checks(), open_image(path, draft_size(preparation)) as image:
+        return to_model_image(image, preparation)
 
 
-def open_image(source: Source) -> Image.Image:
+def open_image(source: Source, draft: int = 8 * IMAGE_SIZE) -> Image.Image:
     """Open a file (or a file's bytes) and decode its first frame; call it inside
-    ``bomb_checks()``.
+    ``bomb_checks()``. ``draft``: see ``draft_size``.
 
     Raises:
         ImageError: whatever the file's bytes (or its absence) cause, as one line.
@@ -171,7 +130,7 @@ def open_image(source: Source) -> Image.Image:
     else:
         path = readable = source
     try:
-        return _decode_first_frame(readable)
+        return _decode_first_frame(readable, draft)
     except ImageError:
         raise
     except IsADirectoryError:

@@ -36,7 +36,8 @@ from fashion_onnx.errors import FashionOnnxError, InvalidArgumentError, MissingE
 from fashion_onnx.infer.contract import read_model
 from fashion_onnx.infer.discover import find_images
 from fashion_onnx.infer.files import Failure, FileBatch, decode_chunk
-from fashion_onnx.infer.images import IMAGE_SUFFIXES, Invert
+from fashion_onnx.infer.images import IMAGE_SUFFIXES
+from fashion_onnx.infer.prepare import Fit, Invert, Preparation
 
 if TYPE_CHECKING:
     import ray.data
@@ -59,14 +60,17 @@ def is_uri(path: str) -> bool:
 # -- the Ray Data steps (run on the workers) -----------------------------------------
 
 
-def decode_batch(batch: dict[str, np.ndarray], column: str, invert: Invert) -> dict[str, Any]:
-    """A ``map_batches`` step: decode ``column`` (file paths, or file contents as bytes).
+def decode_batch(
+    batch: dict[str, np.ndarray], column: str, preparation: Preparation
+) -> dict[str, Any]:
+    """A ``map_batches`` step: decode and prepare ``column`` (file paths, or file contents
+    as bytes).
 
     Adds ``image`` (uint8 (n, 28, 28), zeros where decoding failed) and ``error`` (the
     one-line reason, "" when the image decoded). A bad file never fails the dataset.
     """
     sources = [s if isinstance(s, bytes) else str(s) for s in batch[column]]
-    decoded = decode_chunk(sources, invert)
+    decoded = decode_chunk(sources, preparation)
     ok = np.array([e is None for e in decoded.errors], dtype=bool)
     images = np.zeros((len(sources), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
     images[ok] = decoded.images
@@ -146,6 +150,7 @@ def add_predictions(
     model: bytes | str | None = None,
     device: str = "auto",
     invert: Invert = "auto",
+    fit: Fit = "trim",
     actors: int | None = None,
     min_actors: int = 1,
     batch_size: int = BATCH,
@@ -160,6 +165,7 @@ def add_predictions(
         model: ONNX bytes or a path; None uses the embedded model (read here, shipped once).
         device: "cpu", "cuda" (one GPU per actor) or "auto" (CUDA when the cluster has GPUs).
         invert: as for ``Classifier``: "auto" inverts light-background images.
+        fit: as for ``Classifier``: "trim" cuts photos to the garment, "full" does not.
         actors: the most inference actors; None: one per CPU (or GPU) of the cluster.
         min_actors: the fewest. The pool grows from here as work queues up; keep it below
             the cluster's CPUs when the dataset is read by tasks, which need a CPU too.
@@ -181,7 +187,7 @@ def add_predictions(
     most = actors or (gpus if device == "cuda" else cpus)
     ds = ds.map_batches(
         decode_batch,  # type: ignore[arg-type]  # extra keyword arguments come from fn_kwargs
-        fn_kwargs={"column": column, "invert": invert},
+        fn_kwargs={"column": column, "preparation": Preparation(invert, fit)},
         batch_format="numpy",
         batch_size=batch_size,
     )
@@ -422,7 +428,7 @@ def _predictions(
     inputs: Sequence[str],
     model: bytes | str | None,
     device: str,
-    invert: Invert,
+    preparation: Preparation,
     batch_size: int,
 ) -> tuple[ray.data.Dataset, list[Failure]]:
     """(the inputs' dataset with the prediction columns and without file contents,
@@ -431,7 +437,13 @@ def _predictions(
     problems: list[Failure] = []
     ds, column = dataset_of(inputs, problems)
     ds = add_predictions(
-        ds, column=column, model=model, device=device, invert=invert, batch_size=batch_size
+        ds,
+        column=column,
+        model=model,
+        device=device,
+        invert=preparation.invert,
+        fit=preparation.fit,
+        batch_size=batch_size,
     )
     return (ds.drop_columns(["bytes"]) if column == "bytes" else ds), problems
 
@@ -441,12 +453,12 @@ def classify_on_ray(
     *,
     model: bytes | str | None,
     device: str,
-    invert: Invert,
+    preparation: Preparation,
     batch_size: int = BATCH,
 ) -> Iterator[FileBatch]:
     """Classify ``inputs`` on the connected cluster; stream ``FileBatch``es to this
     process in input order. Every input comes back once: classified or failed."""
-    ds, problems = _predictions(inputs, model, device, invert, batch_size)
+    ds, problems = _predictions(inputs, model, device, preparation, batch_size)
     if problems:
         yield FileBatch([], np.empty((0, NUM_CLASSES), np.float32), problems)
     for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
@@ -459,7 +471,7 @@ def write_parquet_on_ray(
     *,
     model: bytes | str | None,
     device: str,
-    invert: Invert,
+    preparation: Preparation,
     batch_size: int = BATCH,
 ) -> tuple[int, list[Failure]]:
     """Write the predictions as a Parquet dataset from the workers (one file per block) to
@@ -467,7 +479,7 @@ def write_parquet_on_ray(
     classified, the inputs that failed)."""
     import ray.data
 
-    ds, problems = _predictions(inputs, model, device, invert, batch_size)
+    ds, problems = _predictions(inputs, model, device, preparation, batch_size)
     ds.write_parquet(destination)
     written = ray.data.read_parquet(destination, columns=["path", "error"])
     failed = written.filter(lambda row: row["error"] != "")
