@@ -22,8 +22,8 @@ from fashion_onnx.infer import Classifier
 from fashion_onnx.infer import cli as infer_cli
 from fashion_onnx.infer.contract import default_model_path
 from fashion_onnx.infer.images import load_image
-from fashion_onnx.infer.prepare import Preparation
 from fashion_onnx.infer.output import RowWriter
+from fashion_onnx.infer.prepare import Preparation
 
 runner = CliRunner()
 PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
