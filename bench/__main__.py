@@ -14,14 +14,32 @@ import json
 import time
 from pathlib import Path
 
-from bench import cold_start, end_to_end, engine, model_card, ray_engine, streaming, training
+from bench import (
+    cold_start,
+    end_to_end,
+    engine,
+    model_card,
+    photos,
+    ray_engine,
+    streaming,
+    training,
+)
 from bench.common import ROOT, WORK, machine_facts
 from bench.inputs import linked_folder, png_folder
-from bench.report import markdown, model_comparison, scaling_notes, update_readme
+from bench.report import markdown, model_comparison, photo_table, scaling_notes, update_readme
 
 CHECKPOINT = ROOT / "models" / "fashion_mlp.pth"
 CNN_CHECKPOINT = ROOT / "models" / "fashion_cnn.pth"
-SECTIONS = ("training", "engine", "end_to_end", "cold_start", "streaming", "ray", "models")
+SECTIONS = (
+    "training",
+    "engine",
+    "end_to_end",
+    "cold_start",
+    "streaming",
+    "ray",
+    "models",
+    "photos",
+)
 
 
 def merged_into_earlier(results: dict, earlier_file: Path) -> dict:
@@ -61,6 +79,7 @@ def main() -> None:
         update_readme(ROOT / "README.md", markdown(results))
         update_readme(ROOT / "README.md", model_comparison(results), "models")
         update_readme(ROOT / "README.md", scaling_notes(results), "scaling")
+        update_readme(ROOT / "README.md", photo_table(results), "photos")
         return
 
     from fashion_onnx.export import export_onnx
@@ -130,6 +149,11 @@ def main() -> None:
     if "models" in args.only:
         print("models: test and samples/ accuracy of each embedded model ...", flush=True)
         results["models"] = model_card.run()
+    if "photos" in args.only:
+        print("photos: both models on test garments as photos, trim vs full ...", flush=True)
+        results["photos"] = photos.run(
+            data.test_images.numpy(), data.test_labels.numpy(), args.quick
+        )
     results["seconds"] = time.perf_counter() - started
     today = time.strftime("%Y-%m-%d")
     results["measured"] = {section: today for section in args.only}
@@ -145,6 +169,7 @@ def main() -> None:
         update_readme(ROOT / "README.md", table)
         update_readme(ROOT / "README.md", card, "models")
         update_readme(ROOT / "README.md", scaling_notes(results), "scaling")
+        update_readme(ROOT / "README.md", photo_table(results), "photos")
     print(table)
 
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from bench.common import WORK
 
 FORMATS = ("JPEG", "WEBP", "PNG")
 SUFFIX = {"JPEG": ".jpg", "WEBP": ".webp", "PNG": ".png"}
@@ -69,3 +72,54 @@ def photo_set(
     full = [full_frame(images[i], rng) for i in chosen]
     margins = [with_margins(images[i], rng) for i in chosen]
     return chosen, full, margins
+
+
+def _write(photos: list[Photo], name: str) -> list[Path]:
+    """The photos as files in WORK/name (rewritten each run: the set is small)."""
+    folder = WORK / name
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, photo in enumerate(photos):
+        path = folder / f"{i:04d}{photo.suffix}"
+        path.write_bytes(photo.data)
+        paths.append(path)
+    return paths
+
+
+def _accuracy(model: str, fit: str, paths: list[Path], labels: np.ndarray) -> float:
+    """Top-1 accuracy through fashion-infer's own path (classify_files: decode, prepare,
+    engine, in worker processes)."""
+    from fashion_onnx.infer import Classifier
+
+    classifier = Classifier(model, device="cpu", fit=fit)  # type: ignore[arg-type]
+    found: dict[str, int] = {}
+    for batch in classifier.classify_files([str(p) for p in paths]):
+        assert not batch.failures, batch.failures
+        found.update(zip(batch.paths, batch.probabilities.argmax(1).tolist(), strict=True))
+    predicted = np.array([found[str(p)] for p in paths])
+    return float((predicted == labels).mean())
+
+
+def run(images: np.ndarray, labels: np.ndarray, quick: bool) -> dict:
+    """Both embedded models on the same garments: the 28x28 originals, full-frame photos
+    and photos with margins, each photo set with --fit trim and --fit full."""
+    from fashion_onnx.infer import Classifier
+
+    count = 60 if quick else 2000  # 2,000: a paired difference's noise is ~0.3 points
+    chosen, full, margins = photo_set(images, count)
+    truth = labels[chosen]
+    prefix = "quick-" if quick else ""
+    sets = {
+        "full_frame": _write(full, f"{prefix}photos-full"),
+        "margins": _write(margins, f"{prefix}photos-margins"),
+    }
+    rows = {}
+    for model in ("mlp", "cnn"):
+        original = Classifier(model, device="cpu").predict(images[chosen]).labels
+        row = {"original_28x28": float((original == truth).mean())}
+        for name, paths in sets.items():
+            for fit in ("trim", "full"):
+                row[f"{name}_{fit}"] = _accuracy(model, fit, paths, truth)
+        rows[model] = row
+    formats = {s: sum(p.suffix == s for p in sets["margins"]) for s in SUFFIX.values()}
+    return {"images": count, "seed": 18, "formats_with_margins": formats, "accuracy": rows}

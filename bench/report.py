@@ -160,6 +160,41 @@ def model_comparison(r: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def photo_table(r: dict) -> str:
+    """Accuracy on the same garments as 28x28 originals and as photos, --fit trim and full."""
+    if "photos" not in r:
+        return ""
+    p = r["photos"]
+    acc = p["accuracy"]
+
+    def pct(model: str, key: str) -> str:
+        return f"{100 * acc[model][key]:.1f}%"
+
+    def gap(model: str) -> str:
+        return f"{100 * (acc[model]['margins_trim'] - acc[model]['full_frame_full']):+.1f}"
+
+    rows = [
+        ("the 28x28 originals", "original_28x28"),
+        ("full frame, `--fit full` (the old behaviour)", "full_frame_full"),
+        ("full frame, `--fit trim` (the default)", "full_frame_trim"),
+        ("with margins, `--fit full`", "margins_full"),
+        ("with margins, `--fit trim` (the default)", "margins_trim"),
+    ]
+    lines = [
+        f"| the same {p['images']:,} garments (seed {p['seed']}) | MLP | CNN |",
+        "|---|---|---|",
+        *[f"| {label} | {pct('mlp', key)} | {pct('cnn', key)} |" for label, key in rows],
+        f"| with margins (trim) minus full frame (full), points; target >= -2 | {gap('mlp')} | "
+        f"{gap('cnn')} |",
+    ]
+    formats = ", ".join(f"{n} {suffix}" for suffix, n in p["formats_with_margins"].items())
+    return (
+        "\n".join(lines)
+        + f"\n\nMeasured by `make bench` ({r['machine']['cpu']}); the photos with margins "
+        f"were {formats}.\n"
+    )
+
+
 def _duration(seconds: float) -> str:
     return f"{seconds:,.0f} seconds" if seconds < 120 else f"{seconds / 60:,.0f} minutes"
 
