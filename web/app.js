@@ -1,7 +1,7 @@
 // The page: load the model and its metadata, take a drawing or an image, show the top 3.
 import * as ort from "./node_modules/onnxruntime-web/dist/ort.wasm.min.mjs";
 import { classNames, modelInput, readMetadata, runProbabilities } from "./onnx-metadata.js";
-import { showInput, toModelInput } from "./preprocess.js";
+import { isJpeg, showInput, toModelInput } from "./preprocess.js";
 
 // The models embedded in the Python package; ?model=URL adds another and picks it.
 const MODELS = {
@@ -30,10 +30,11 @@ async function loadModel(url) {
   session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"] });
 }
 
-async function classify(source, width, height, label) {
-  const { pixels, inverted } = toModelInput(source, width, height);
+async function classify(source, width, height, label, { jpeg = false } = {}) {
+  const { pixels, inverted } = toModelInput(source, width, height, { jpeg });
   showInput($("preview"), pixels);
-  $("preview-note").textContent = `28×28, light garment on dark${inverted ? " (inverted)" : ""}`;
+  const how = width === 28 && height === 28 ? "as given" : "trimmed to the garment, fitted, centred";
+  $("preview-note").textContent = `28×28, ${how}, light garment on dark${inverted ? " (inverted)" : ""}`;
   const probabilities = await runProbabilities(session, ort, modelInput(pixels, meta), 1);
   render(Array.from(probabilities), label);
 }
@@ -69,8 +70,9 @@ function render(probs, label) {
 async function classifyFile(file) {
   status(`classifying ${file.name}…`);
   try {
-    const bitmap = await createImageBitmap(file);
-    await classify(bitmap, bitmap.width, bitmap.height, file.name);
+    // The file's own pixels, as Pillow reads them: no colour profile applied.
+    const bitmap = await createImageBitmap(file, { colorSpaceConversion: "none" });
+    await classify(bitmap, bitmap.width, bitmap.height, file.name, { jpeg: await isJpeg(file) });
   } catch (error) {
     status(`could not read ${file.name}: ${error.message}`);
   }

@@ -156,6 +156,47 @@ export function resize(gray, width, height, newWidth, newHeight, filterName) {
   return pixels === gray ? Uint8Array.from(gray) : pixels;
 }
 
+// -- JPEGs, decoded smaller as Pillow's draft mode does (images.py) ----------------------
+
+/**
+ * By how much Python decodes a JPEG of this size: libjpeg shrinks it by 8, 4 or 2 while
+ * decoding when at least ``least`` pixels a side remain (Pillow's Image.draft with
+ * images.py's draft_size: 8 x 28 when trimming, 28 for fit "full"); 1 when it cannot.
+ */
+export function jpegDraftScale(width, height, fit = "trim") {
+  const least = fit === "full" ? SIDE : 8 * SIDE;
+  const scale = Math.min(Math.floor(width / least), Math.floor(height / least));
+  return [8, 4, 2].find((s) => scale >= s) ?? 1;
+}
+
+/**
+ * A JPEG's full-size grayscale pixels -> what Python's draft-mode decode gives: each
+ * scale x scale block averaged (libjpeg's reduced-size IDCT is that average within one
+ * grey level), the size rounded up as libjpeg does.
+ * @returns {{gray: Uint8Array, width: number, height: number}}
+ */
+export function shrinkAsJpegDraft(gray, width, height, fit = "trim") {
+  const scale = jpegDraftScale(width, height, fit);
+  if (scale === 1) return { gray, width, height };
+  const outW = Math.ceil(width / scale);
+  const outH = Math.ceil(height / scale);
+  const out = new Uint8Array(outW * outH);
+  for (let y = 0; y < outH; y++) {
+    for (let x = 0; x < outW; x++) {
+      let sum = 0;
+      let count = 0;
+      for (let yy = y * scale; yy < Math.min((y + 1) * scale, height); yy++) {
+        for (let xx = x * scale; xx < Math.min((x + 1) * scale, width); xx++) {
+          sum += gray[yy * width + xx];
+          count++;
+        }
+      }
+      out[y * outW + x] = Math.round(sum / count);
+    }
+  }
+  return { gray: out, width: outW, height: outH };
+}
+
 // -- the preparation (prepare.py) ------------------------------------------------------
 
 /** Is the picture a product photo (light border, dark garment)? has_light_background. */
