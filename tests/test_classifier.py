@@ -183,3 +183,16 @@ def test_model_names_pick_the_embedded_files() -> None:
     assert Classifier("mlp").source == str(default_model_path("mlp"))
     assert Classifier("cnn").source == str(default_model_path("cnn"))
     assert Classifier().source == str(default_model_path("mlp"))
+
+
+def test_embedded_names_in_any_case_and_a_near_miss_named() -> None:
+    assert Classifier("CNN").source == Classifier("cnn").source == str(default_model_path("Cnn"))
+    expected = "mpl: no such model file (the embedded models are mlp and cnn: did you mean mlp?)"
+    with pytest.raises(ModelError) as info:
+        Classifier("mpl")
+    assert str(info.value) == expected
+
+
+def test_checkpoint_bytes_are_named_as_such() -> None:
+    with pytest.raises(ModelError, match="<bytes>: a PyTorch checkpoint, not an ONNX model"):
+        Classifier(b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19." + b"\0" * 100)

@@ -39,35 +39,89 @@ PROBABILITIES = OUTPUT_NAMES[1]
 
 
 def default_model_path(name: str = "mlp") -> Path:
-    """An embedded model's file (their figures are in the README's model card)."""
-    return Path(str(resources.files("fashion_onnx") / "assets" / EMBEDDED[name]))
+    """An embedded model's file (their figures are in the README's model card); ``name``
+    in any case.
+
+    Raises:
+        ModelError: ``name`` is not one of ``EMBEDDED``.
+    """
+    try:
+        return Path(str(resources.files("fashion_onnx") / "assets" / EMBEDDED[name.lower()]))
+    except KeyError:
+        raise ModelError(_not_embedded(name)) from None
 
 
 def read_model(model: str | os.PathLike[str] | bytes | None) -> tuple[bytes, str]:
-    """(model bytes, a name for messages). None, "mlp" or "cnn" name an embedded model
-    (a file of that name in the working directory does not shadow it); anything else is
-    a path.
+    """(model bytes, a name for messages). None, "mlp" or "cnn" (any case) name an embedded
+    model (a file of that name in the working directory does not shadow it); anything
+    else is a path.
 
     Raises:
-        ModelError: the file is missing, unreadable or empty.
+        ModelError: the file is missing, unreadable, empty, or a PyTorch checkpoint (the
+            message says to export it first); a missing file's message names the embedded
+            models, and the closest one for a near miss (``mpl``).
     """
     if isinstance(model, bytes):
-        return model, "<bytes>"
-    if model is None or (isinstance(model, str) and model in EMBEDDED):
-        path = default_model_path(model or "mlp")
+        data, source = model, "<bytes>"
     else:
-        path = Path(model)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ModelError(f"{path}: no such model file") from None
-    except IsADirectoryError:
-        raise ModelError(f"{path}: is a directory, not an ONNX file") from None
-    except OSError as exc:
-        raise ModelError(f"{path}: cannot read: {exc.strerror}") from None
+        if model is None or (isinstance(model, str) and model.lower() in EMBEDDED):
+            path = default_model_path(model or "mlp")
+        else:
+            path = Path(model)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise ModelError(_not_embedded(str(path))) from None
+        except IsADirectoryError:
+            raise ModelError(f"{path}: is a directory, not an ONNX file") from None
+        except OSError as exc:
+            raise ModelError(f"{path}: cannot read: {exc.strerror}") from None
+        source = str(path)
     if not data:
-        raise ModelError(f"{path}: empty file (0 bytes), not an ONNX model")
-    return data, str(path)
+        raise ModelError(f"{source}: empty file (0 bytes), not an ONNX model")
+    if is_pytorch_checkpoint(data):
+        raise ModelError(
+            f"{source}: a PyTorch checkpoint, not an ONNX model: run "
+            f"fashion-export {source} -o model.onnx first, and use model.onnx"
+        )
+    return data, source
+
+
+def _not_embedded(name: str) -> str:
+    """The message for a missing model file: it names the embedded models, and the
+    closest one to a bare name (``mpl`` -> mlp)."""
+    import difflib  # only on this error's path
+
+    choices = list(EMBEDDED)
+    hint = f"the embedded models are {', '.join(choices[:-1])} and {choices[-1]}"
+    bare = Path(name)
+    if bare.name == name:  # no folder given: maybe a misspelt embedded name
+        close = difflib.get_close_matches(bare.stem.lower(), choices, n=1, cutoff=0.6)
+        if close:
+            hint += f": did you mean {close[0]}?"
+    return f"{name}: no such model file ({hint})"
+
+
+# What torch.save writes: a ZIP archive holding ``<name>/data.pkl``, or (before PyTorch
+# 1.6, and with _use_new_zipfile_serialization=False) a pickle of its magic number first.
+_ZIP = b"PK\x03\x04"
+_LEGACY_TORCH = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19"
+
+
+def is_pytorch_checkpoint(data: bytes) -> bool:
+    """Whether ``data`` is a file ``torch.save`` wrote (an ONNX file starts otherwise)."""
+    if data.startswith(_LEGACY_TORCH):
+        return True
+    if not data.startswith(_ZIP):
+        return False
+    import io
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return any(name.endswith("data.pkl") for name in archive.namelist())
+    except zipfile.BadZipFile:
+        return False
 
 
 @dataclass(frozen=True)
