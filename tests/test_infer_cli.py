@@ -2,7 +2,9 @@ import csv
 import io
 import json
 import os
-import re
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,8 @@ from fashion_onnx.infer import Classifier
 from fashion_onnx.infer.cli import app
 
 runner = CliRunner()
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = REPO / "samples"
 
 
 @pytest.fixture
@@ -32,6 +35,17 @@ def folder(tmp_path: Path, test_set) -> Path:
 
 def rows_of(output: str) -> list[dict]:
     return [json.loads(line) for line in output.splitlines() if line.strip()]
+
+
+def fashion_infer(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The real command, in a process of its own."""
+    command = [sys.executable, "-m", "fashion_onnx.infer", *args]
+    return subprocess.run(command, capture_output=True, text=True, cwd=cwd)
+
+
+def truth_of(labels_csv: Path) -> dict[str, str]:
+    with labels_csv.open(newline="") as handle:
+        return {row["file"]: row["class"] for row in csv.DictReader(handle)}
 
 
 def test_cli_and_api_give_identical_predictions(folder: Path) -> None:
@@ -72,17 +86,30 @@ def test_the_bundled_samples_and_their_labels(tmp_path: Path) -> None:
 
 
 def test_the_cnn_classifies_the_samples_and_real_test_pngs(folder: Path, test_set) -> None:
-    result = runner.invoke(
-        app, [str(SAMPLES), "--model", "cnn", "--labels", str(SAMPLES / "labels.csv")]
+    """--model cnn runs the CNN, not the MLP: its rows are the CNN's own predictions (20/20
+    on the samples), which differ from the MLP's on some samples."""
+    result = fashion_infer(
+        str(SAMPLES), "--model", "cnn", "--labels", str(SAMPLES / "labels.csv"), "--format", "csv"
     )
-    assert result.exit_code == 0, result.output
-    right, judged = re.search(r"correct: (\d+)/(\d+)", result.stderr).groups()
-    assert judged == "20" and int(right) >= 17
+    assert result.returncode == 0, result.stderr
+    assert "correct: 20/20" in result.stderr  # the MLP gets 17/20
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    paths = [r["path"] for r in rows]
+    cnn = Classifier("cnn", device="cpu").predict(paths)
+    mlp = Classifier("mlp", device="cpu").predict(paths)
+    assert [r["class"] for r in rows] == cnn.names
+    np.testing.assert_allclose([float(r["confidence"]) for r in rows], cnn.confidences, atol=1e-6)
+    assert cnn.names != mlp.names, "the check below could not tell the models apart"
     pngs = runner.invoke(app, [str(folder), "--model", "cnn", "--format", "jsonl"])
     rows = rows_of(pngs.stdout)
     assert len(rows) == 12
+    assert [r["label"] for r in rows] == cnn_labels(r["path"] for r in rows)
     labels = [test_set[1][int(Path(r["path"]).stem)] for r in rows]
     assert sum(r["label"] == label for r, label in zip(rows, labels, strict=True)) >= 11
+
+
+def cnn_labels(paths) -> list[int]:
+    return Classifier("cnn", device="cpu").predict(list(paths)).labels.tolist()
 
 
 def test_globs_and_single_files(folder: Path) -> None:
@@ -250,3 +277,186 @@ def test_exiting_at_once_keeps_what_the_command_printed_and_its_status(tmp_path:
     assert all(r.stdout == "partial line, no newline" for r in results.values())
     assert results["message"].stderr.strip() == "went wrong"
     assert "RuntimeError: a bug" in results["crash"].stderr  # a bug keeps its traceback
+
+
+# -- -o and the format (the suffix decides when --format is not given) ----------------
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt"),
+    [
+        ("out.csv", "csv"),
+        ("OUT.CSV", "csv"),
+        ("out.json", "json"),
+        ("out.jsonl", "jsonl"),
+        ("out.txt", "table"),  # an unknown suffix keeps the table
+        ("predictions", "table"),
+    ],
+)
+def test_the_output_suffix_picks_the_format(folder: Path, tmp_path: Path, name, fmt) -> None:
+    out = tmp_path / name
+    result = fashion_infer(str(folder), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    text = out.read_text()
+    if fmt == "csv":
+        rows = list(csv.DictReader(io.StringIO(text)))
+        assert len(rows) == 12 and set(rows[0]) == {"path", "label", "class", "confidence"}
+    elif fmt == "json":
+        assert len(json.loads(text)) == 12
+    elif fmt == "jsonl":
+        assert len(rows_of(text)) == 12
+    else:
+        assert text.splitlines()[0].split() == ["class", "conf", "path"]
+        assert len(text.splitlines()) == 13
+
+
+def test_an_explicit_format_wins_over_no_suffix_and_a_contradiction_is_refused(
+    folder: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "rows.txt"
+    agreed = fashion_infer(str(folder), "--format", "jsonl", "-o", str(out))
+    assert agreed.returncode == 0 and len(rows_of(out.read_text())) == 12
+    clash = tmp_path / "out.csv"
+    refused = fashion_infer(str(folder), "--format", "json", "-o", str(clash))
+    assert refused.returncode == 2
+    assert refused.stderr.splitlines() == [
+        f"error: --output {clash} ends in .csv, but --format is json: "
+        "change one of them (or leave --format out: the suffix decides)"
+    ]
+    assert not clash.exists()
+    table = fashion_infer(str(folder), "--format", "table", "-o", str(clash))
+    assert table.returncode == 2 and "but --format is table" in table.stderr
+
+
+def test_a_parquet_suffix_needs_the_ray_engine(folder: Path, tmp_path: Path) -> None:
+    result = fashion_infer(str(folder), "-o", str(tmp_path / "out.parquet"))
+    assert result.returncode == 2
+    assert "parquet needs --engine ray" in result.stderr
+
+
+# -- --labels ---------------------------------------------------------------------------
+
+
+def test_labels_that_match_no_input_warn_with_the_rule(tmp_path: Path) -> None:
+    """The paths are relative to the CSV: a copy of labels.csv elsewhere matches nothing."""
+    elsewhere = tmp_path / "labels.csv"
+    elsewhere.write_text((SAMPLES / "labels.csv").read_text())
+    result = fashion_infer(str(SAMPLES), "--labels", str(elsewhere))
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        f"warning: --labels {elsewhere}: none of its 20 files was among the inputs "
+        f"(00_t-shirt-top.png, 01_t-shirt-top.jpg, 02_trouser.bmp, ...); its paths are "
+        f"relative to the CSV's folder, {tmp_path}"
+    ]
+    assert "correct: 0/0" in result.stderr
+
+
+def test_labels_accept_any_case_and_warn_once_per_unknown_class(tmp_path: Path) -> None:
+    truth = truth_of(SAMPLES / "labels.csv")
+    lines = ["file,class"]
+    for name, cls in truth.items():
+        if "coat" in name:
+            cls = "Jacket"  # not a class: two files
+        elif "bag" in name:
+            cls = "BAG"
+        else:
+            cls = cls.lower()
+        lines.append(f"{SAMPLES / name},{cls}")  # absolute paths work from anywhere
+    labels = tmp_path / "labels.csv"
+    labels.write_text("\n".join(lines) + "\n")
+    result = fashion_infer(str(SAMPLES), "--model", "cnn", "--labels", str(labels))
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        f"warning: --labels {labels}: 'Jacket' is not one of the model's classes "
+        "(T-shirt/top, Trouser, Pullover, Dress, Coat, Sandal, Shirt, Sneaker, Bag, "
+        "Ankle boot); its 2 file(s) are not counted"
+    ]
+    assert "correct: 18/18" in result.stderr  # the CNN is right on all 20
+
+
+def test_with_labels_the_table_marks_the_wrong_rows(tmp_path: Path) -> None:
+    result = fashion_infer(str(SAMPLES), "--labels", str(SAMPLES / "labels.csv"))
+    assert result.returncode == 0, result.stderr
+    assert "correct: 17/20" in result.stderr
+    header, *rows = result.stdout.splitlines()
+    assert header.split() == ["class", "conf", "true", "path"]
+    truth = truth_of(SAMPLES / "labels.csv")
+    wrong = []
+    for row in rows:
+        path = Path(row.rsplit("  ", 1)[1])
+        predicted = row[:12].strip()
+        expected = truth[path.name]
+        if predicted == expected:
+            assert "  ✓  " in row and "✗" not in row, row
+        else:
+            assert f"  ✗ {expected}  " in row, row
+            wrong.append(path.name)
+    assert len(wrong) == 3
+
+
+def test_without_labels_the_table_has_no_true_column() -> None:
+    result = fashion_infer(str(SAMPLES))
+    assert result.stdout.splitlines()[0].split() == ["class", "conf", "path"]
+    assert "✓" not in result.stdout and "✗" not in result.stdout
+
+
+# -- --model: checkpoints, embedded names -------------------------------------------------
+
+
+def test_a_pytorch_checkpoint_as_model_says_to_export_it_first(tmp_path: Path) -> None:
+    ckpt = tmp_path / "model.pth"
+    with zipfile.ZipFile(ckpt, "w") as archive:  # what torch.save writes
+        archive.writestr("model/data.pkl", b"\x80\x02}q\x00.")
+        archive.writestr("model/version", b"3\n")
+    legacy = tmp_path / "legacy.pt"  # torch.save(..., _use_new_zipfile_serialization=False)
+    legacy.write_bytes(b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.")
+    for path in (ckpt, legacy, REPO / "models" / "fashion_mlp.pth"):
+        result = fashion_infer(str(SAMPLES), "--model", str(path))
+        assert result.returncode == 2
+        assert result.stderr.splitlines() == [
+            f"error: {path}: a PyTorch checkpoint, not an ONNX model: run "
+            f"fashion-export {path} -o model.onnx first, and use model.onnx"
+        ]
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("mpl", "mpl: no such model file (the embedded models are mlp and cnn: did you mean mlp?)"),
+        ("ccn", "ccn: no such model file (the embedded models are mlp and cnn: did you mean cnn?)"),
+        ("resnet", "resnet: no such model file (the embedded models are mlp and cnn)"),
+    ],
+)
+def test_a_model_name_that_is_no_file_names_the_embedded_ones(name: str, message: str) -> None:
+    result = fashion_infer(str(SAMPLES), "--model", name)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"error: {message}"]
+
+
+def test_embedded_model_names_are_accepted_in_any_case(tmp_path: Path) -> None:
+    upper = fashion_infer(str(SAMPLES), "--model", "CNN", "--format", "jsonl")
+    assert upper.returncode == 0, upper.stderr
+    rows = rows_of(upper.stdout)
+    assert [r["label"] for r in rows] == cnn_labels(r["path"] for r in rows)
+    assert Classifier("MLP").source == Classifier("mlp").source
+
+
+def test_the_marks_fall_back_to_ascii_where_the_stream_cannot_encode_them() -> None:
+    from fashion_onnx.infer.output import RowWriter
+
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="ascii", newline="")
+    names = [f"c{i}" for i in range(10)]
+    writer = RowWriter(stream, "table", names, 1, labelled=True)
+    probs = np.eye(10, dtype=np.float32)[[0, 1, 2]]
+    writer.write(["a.png", "b.png", "c.png"], probs, ["c0", "c9", None])
+    writer.close()
+    lines = raw.getvalue().decode("ascii").splitlines()
+    assert [line.split()[2:] for line in lines] == [
+        ["true", "path"],
+        ["ok", "a.png"],
+        ["x", "c9", "b.png"],
+        ["c.png"],
+    ]

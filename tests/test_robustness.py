@@ -265,7 +265,7 @@ def test_ctrl_c_during_inference_leaves_no_output_file(tmp_path, real_png, monke
         (tmp_path / f"{i}.png").write_bytes(real_png)
     out = tmp_path / "out" / "predictions.csv"
 
-    def interrupted(self, paths, probabilities):
+    def interrupted(self, *args):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(RowWriter, "write", interrupted)

@@ -30,7 +30,7 @@ from fashion_onnx.cli_common import (
     warnings_as_lines,
 )
 from fashion_onnx.constants import DEVICES
-from fashion_onnx.infer.output import FORMATS
+from fashion_onnx.infer.output import FORMATS, format_of
 from fashion_onnx.infer.prepare import FIT_CHOICES, INVERT_CHOICES
 
 if TYPE_CHECKING:
@@ -67,8 +67,9 @@ def infer_command(
     model: Annotated[
         str,
         typer.Option(
-            help="mlp or cnn (the models embedded in the package; the CNN makes fewer "
-            "mistakes, the MLP is faster), or an ONNX file."
+            help="mlp or cnn, any case (the models embedded in the package; the CNN makes "
+            "fewer mistakes, the MLP is faster), or an ONNX file (export a .pth first with "
+            "fashion-export)."
         ),
     ] = "mlp",
     device: Annotated[str, typer.Option(help="auto, cuda or cpu.")] = "auto",
@@ -110,12 +111,14 @@ def infer_command(
         ),
     ] = "trim",
     fmt: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--format",
-            help="table, csv, json, jsonl; or parquet (--engine ray, -o a directory or URI).",
+            help="table, csv, json, jsonl; or parquet (--engine ray, -o a directory or URI). "
+            "[default: from -o's suffix (.csv, .json, .jsonl, .parquet, any case), else table]",
+            show_default=False,
         ),
-    ] = "table",
+    ] = None,
     output: Annotated[
         str | None,
         typer.Option(
@@ -130,7 +133,9 @@ def infer_command(
     labels: Annotated[
         Path | None,
         typer.Option(
-            help="CSV of file,class (relative to the CSV): report how many were right.",
+            help="CSV with file and class columns: report how many were right, and mark the "
+            "table's wrong rows. Its paths are relative to the CSV's own folder (or "
+            "absolute); class names in any case.",
             show_default=False,
         ),
     ] = None,
@@ -157,7 +162,7 @@ def infer_command(
     _choice(device, DEVICES, "--device")
     _choice(invert, INVERT_CHOICES, "--invert")
     _choice(fit, FIT_CHOICES, "--fit")
-    _choice(fmt, (*FORMATS, "parquet"), "--format")
+    fmt = pick_format(fmt, output)
     _choice(engine, ("local", "ray"), "--engine")
     if fmt == "parquet" and (engine != "ray" or output is None):
         raise typer.BadParameter(
@@ -191,6 +196,21 @@ def main() -> None:
     run_then_exit_at_once(app)
 
 
+def pick_format(fmt: str | None, output: str | None) -> str:
+    """--format as given, else the one -o's suffix names, else table. A suffix that names
+    another format than the one given is refused (``--format json -o out.csv``)."""
+    implied = format_of(output) if output is not None else None
+    if fmt is None:
+        return implied[1] if implied else "table"
+    _choice(fmt, (*FORMATS, "parquet"), "--format")
+    if implied is not None and implied[1] != fmt:
+        fail(
+            f"--output {output} ends in {implied[0]}, but --format is {fmt}: change one of "
+            "them (or leave --format out: the suffix decides)"
+        )
+    return fmt
+
+
 # -- the driver ---------------------------------------------------------------------
 
 
@@ -214,12 +234,55 @@ class Settings:
 class Tally:
     classified: int = 0
     failed: int = 0
+    listed: int = 0  # inputs (classified or failed) that --labels lists
     judged: int = 0  # classified files with a known true class
     right: int = 0
 
 
-def read_truth(csv_path: Path) -> dict[str, str]:
-    """Map each listed file's resolved path to its true class (``file`` is relative to the CSV)."""
+@dataclass(frozen=True)
+class Labels:
+    """--labels as read: (the file as written, its resolved path, its class) per row."""
+
+    csv_path: Path
+    rows: list[tuple[str, str, str]]
+
+    def truth(self, class_names: tuple[str, ...]) -> dict[str, str | None]:
+        """Each listed file's resolved path -> its true class as the model names it (any
+        case in the CSV), or None for a name that is no class: one warning per such name."""
+        canonical = {name.lower(): name for name in class_names}
+        unknown: dict[str, int] = {}
+        truth: dict[str, str | None] = {}
+        for _, resolved, given in self.rows:
+            name = canonical.get(given.strip().lower())
+            if name is None:
+                unknown[given] = unknown.get(given, 0) + 1
+            truth[resolved] = name
+        for given, count in unknown.items():
+            warn(
+                f"--labels {self.csv_path}: {given!r} is not one of the model's classes "
+                f"({', '.join(class_names)}); its {count} file(s) are not counted"
+            )
+        return truth
+
+    def warn_if_unmatched(self, tally: Tally) -> None:
+        """A warning that names the rule when no listed file was among the inputs."""
+        if tally.listed or not self.rows:
+            return
+        first = ", ".join(written for written, _, _ in self.rows[:3])
+        more = ", ..." if len(self.rows) > 3 else ""
+        warn(
+            f"--labels {self.csv_path}: none of its {len(self.rows)} files was among the "
+            f"inputs ({first}{more}); its paths are relative to the CSV's folder, "
+            f"{self.csv_path.resolve().parent}"
+        )
+
+
+def warn(message: str) -> None:
+    typer.echo(f"warning: {message}", err=True)
+
+
+def read_labels(csv_path: Path) -> Labels:
+    """Read --labels (``file`` is relative to the CSV's folder) or exit 2 with the reason."""
     try:
         with csv_path.open(newline="", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
@@ -227,7 +290,13 @@ def read_truth(csv_path: Path) -> dict[str, str]:
         fail(f"--labels {csv_path}: {exc.strerror}")
     if not rows or not {"file", "class"} <= rows[0].keys():
         fail(f"--labels {csv_path}: expected a CSV with 'file' and 'class' columns")
-    return {str((csv_path.parent / row["file"]).resolve()): row["class"] for row in rows}
+    for line, row in enumerate(rows, start=2):
+        if not row["file"] or row["class"] is None:
+            fail(f"--labels {csv_path}, line {line}: expected a file and a class")
+    return Labels(
+        csv_path,
+        [(r["file"], str((csv_path.parent / r["file"]).resolve()), r["class"]) for r in rows],
+    )
 
 
 def any_image(inputs: list[str]) -> bool:
@@ -329,21 +398,27 @@ def classify_into(
     batches: Iterable[FileBatch],
     class_names: tuple[str, ...],
     writer: RowWriter,
-    truth: dict[str, str],
+    truth: dict[str, str | None],
     advance: Callable[[int], None],
 ) -> Tally:
+    """Write every batch's rows (marked with their true class, if any) and name its
+    failures, as they come; count them, and how many of the labelled ones were right."""
     tally = Tally()
     for batch in batches:
         report_failures(batch.failures)
-        writer.write(batch.paths, batch.probabilities)
+        expected: list[str | None] | None = None
+        if truth:
+            real = [os.path.realpath(path) for path in batch.paths]
+            expected = [truth.get(r) for r in real]
+            tally.listed += sum(r in truth for r in real)
+            tally.listed += sum(os.path.realpath(f.path) in truth for f in batch.failures)
+            for label, true_class in zip(batch.probabilities.argmax(1), expected, strict=True):
+                if true_class is not None:
+                    tally.judged += 1
+                    tally.right += class_names[label] == true_class
+        writer.write(batch.paths, batch.probabilities, expected)
         tally.failed += len(batch.failures)
         tally.classified += len(batch.paths)
-        if truth:
-            for path, label in zip(batch.paths, batch.probabilities.argmax(1), strict=True):
-                expected = truth.get(os.path.realpath(path))
-                if expected is not None:
-                    tally.judged += 1
-                    tally.right += class_names[label] == expected
         advance(len(batch))
     writer.close()
     return tally
@@ -361,7 +436,7 @@ def run(inputs: list[str], s: Settings, *, labels: Path | None, progress: bool) 
         fail("no image files found in the given paths")
     if s.output is not None and s.fmt != "parquet" and is_an_input(s.output, inputs):
         fail(f"--output {s.output} is one of the inputs; choose another path")
-    truth = read_truth(labels) if labels is not None else {}
+    known = read_labels(labels) if labels is not None else None
     on_ray = s.engine == "ray"
     # With worker processes, this process forks them: keep its own engine single-threaded
     # (no engine threads to fork) and not spinning (the workers need the cores). On Ray it
@@ -376,6 +451,7 @@ def run(inputs: list[str], s: Settings, *, labels: Path | None, progress: bool) 
         fit=check_fit(s.fit),
         spinning=not forks,
     )
+    truth = known.truth(classifier.class_names) if known is not None else {}
     with contextlib.ExitStack() as stack:
         if on_ray:
             from fashion_onnx.infer import ray_engine
@@ -401,15 +477,19 @@ def run(inputs: list[str], s: Settings, *, labels: Path | None, progress: bool) 
         if s.fmt != "parquet":
             advance = stack.enter_context(progress_bar(progress))
             stream = stack.enter_context(open_output(s.output, guard_stdout=on_ray))
-            writer = RowWriter(stream, s.fmt, classifier.class_names, s.top_k)
+            writer = RowWriter(
+                stream, s.fmt, classifier.class_names, s.top_k, labelled=known is not None
+            )
             tally = classify_into(batches, classifier.class_names, writer, truth, advance)
+    if known is not None and s.fmt != "parquet":
+        known.warn_if_unmatched(tally)
     seconds = time.perf_counter() - started
     summary = (
         f"{tally.classified} image(s) classified, {tally.failed} failed, on {where}, "
         f"fit {s.fit}, "
         f"{tally.classified / seconds:,.0f} images/s ({seconds:.2f}s)"
     )
-    if truth:
+    if known is not None:
         share = f" ({100 * tally.right / tally.judged:.1f}%)" if tally.judged else ""
         summary += f"; correct: {tally.right}/{tally.judged}{share}"
     typer.echo(summary, err=True)
