@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -196,3 +198,22 @@ def test_embedded_names_in_any_case_and_a_near_miss_named() -> None:
 def test_checkpoint_bytes_are_named_as_such() -> None:
     with pytest.raises(ModelError, match="<bytes>: a PyTorch checkpoint, not an ONNX model"):
         Classifier(b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19." + b"\0" * 100)
+
+
+def test_a_single_path_is_one_input_not_a_string_of_characters(
+    classifier, sample, tmp_path, monkeypatch
+) -> None:
+    from fashion_onnx.infer.files import classify_files
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(sample[0][i], mode="L").save(folder / f"{i}.png")
+    monkeypatch.chdir(tmp_path)  # relative names: iterated as characters, they name nothing
+    want = {str(folder / f"{i}.png") for i in range(3)}
+    for given in ("images", "images/", Path("images")):
+        batches = list(classifier.classify_files(given, workers=1))
+        assert [f for b in batches for f in b.failures] == [], given
+        assert {str(Path(p).resolve()) for b in batches for p in b.paths} == want, given
+    (batch,) = classify_files(classifier, "images/1.png", workers=1)
+    assert batch.paths == ["images/1.png"] and batch.failures == []

@@ -285,3 +285,125 @@ def test_debug_shows_the_traceback(tmp_path: Path, real_png) -> None:
     debug = runner.invoke(infer_cli.app, [*args, "--debug"])
     assert isinstance(debug.exception, ModelError)
     assert "no such model file" in str(debug.exception)
+
+
+# -- directories that cannot be listed ---------------------------------------------------
+
+
+class _ListingFails:
+    """``os.scandir(path)`` that gives ``after`` entries, then fails as the kernel can
+    (``/proc/1/map_files`` does so even for root)."""
+
+    def __init__(self, path, after: int, scandir) -> None:
+        self.inner, self.after = scandir(path), after
+        self.error = PermissionError(13, "Permission denied", os.fspath(path))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.inner.close()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.after == 0:
+            raise self.error
+        self.after -= 1
+        return next(self.inner)
+
+
+SCANDIR_FAILS = """
+import os, sys
+real = os.scandir
+{cls}
+def scandir(path):
+    name = os.path.basename(os.fspath(path))
+    if name == "closed":
+        raise PermissionError(13, "Permission denied", os.fspath(path))
+    if name == "half":
+        return _ListingFails(path, 1, real)
+    return real(path)
+os.scandir = scandir
+from fashion_onnx.infer.cli import main
+sys.argv = ["fashion-infer", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.fixture
+def unlistable(tmp_path, real_png) -> Path:
+    """good/ (one image), half/ (two; listing fails after the first), closed/ (one;
+    listing fails at once), and a.png at the top."""
+    tree = {"good": ["g.png"], "half": ["h1.png", "h2.png"], "closed": ["c.png"]}
+    for folder, names in tree.items():
+        (tmp_path / folder).mkdir()
+        for name in names:
+            (tmp_path / folder / name).write_bytes(real_png)
+    (tmp_path / "a.png").write_bytes(real_png)
+    return tmp_path
+
+
+def test_a_directory_that_fails_to_list_is_one_failure_in_the_library(
+    unlistable, classifier, monkeypatch
+) -> None:
+    real = os.scandir
+
+    def scandir(path):
+        name = os.path.basename(os.fspath(path))
+        if name == "closed":
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return _ListingFails(path, 1, real) if name == "half" else real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    batches = list(classifier.classify_files(unlistable, workers=1))
+    failures = {f.path: f.reason for b in batches for f in b.failures}
+    assert failures == {
+        str(unlistable / "half"): "permission denied (directory)",
+        str(unlistable / "closed"): "permission denied (directory)",
+    }
+    paths = [p for b in batches for p in b.paths]
+    assert len(paths) == 3  # a.png, g.png and the one entry half/ gave before failing
+
+
+def test_a_directory_that_fails_to_list_is_one_line_from_the_command(unlistable) -> None:
+    import inspect
+    import subprocess
+    import sys
+
+    code = SCANDIR_FAILS.format(cls=inspect.getsource(_ListingFails))
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(unlistable), "--format", "jsonl"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"{unlistable / 'half'}: permission denied (directory)" in result.stderr.splitlines()
+    assert f"{unlistable / 'closed'}: permission denied (directory)" in result.stderr.splitlines()
+    assert len(result.stdout.splitlines()) == 3
+    assert "3 image(s) classified, 2 failed" in result.stderr
+
+
+def test_a_proc_directory_that_even_root_cannot_list(real_png, tmp_path) -> None:
+    import subprocess
+    import sys
+
+    unlistable = "/proc/1/map_files"
+    try:
+        with os.scandir(unlistable) as entries:
+            list(entries)
+    except OSError:
+        pass
+    else:
+        pytest.skip(f"{unlistable} can be listed here")
+    (tmp_path / "a.png").write_bytes(real_png)
+    result = subprocess.run(
+        [sys.executable, "-m", "fashion_onnx.infer", unlistable, str(tmp_path / "a.png")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines()[0] == f"{unlistable}: permission denied (directory)"
+    assert "Traceback" not in result.stderr

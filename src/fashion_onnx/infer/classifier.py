@@ -226,9 +226,13 @@ class Classifier:
             yield np.stack([self._image_to_array(item) for item in chunk])
 
     def classify_files(
-        self, inputs: Iterable[str | os.PathLike[str]], *, workers: int | None = None
+        self,
+        inputs: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
+        *,
+        workers: int | None = None,
     ) -> Iterator[FileBatch]:
-        """Classify every image under ``inputs``, tolerating bad files; see ``classify_files``."""
+        """Classify every image under ``inputs`` (files, directories, globs; or one of
+        them as a str or PathLike), tolerating bad files; see ``files.classify_files``."""
         from fashion_onnx.infer.files import classify_files
 
         return classify_files(self, inputs, workers=workers)

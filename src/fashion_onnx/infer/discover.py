@@ -19,6 +19,13 @@ GLOB_CHARS = frozenset("*?[")
 Found = tuple[str, str | None]
 
 
+def as_inputs(
+    inputs: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
+) -> Iterable[str | os.PathLike[str]]:
+    """``inputs``, with one path (a str or PathLike, iterable or not) as a list of one."""
+    return [inputs] if isinstance(inputs, str | os.PathLike) else inputs
+
+
 def is_image_name(name: str) -> bool:
     """Whether ``name`` ends with an image suffix (any case). Called once per file found,
     so it is plain string work (os.path.splitext costs twice as much)."""
@@ -40,14 +47,18 @@ def _walk(top: str, seen_dirs: set[tuple[int, int]]) -> Iterator[Found]:
     seen_dirs.add(key)
     try:
         entries = os.scandir(top)
-    except PermissionError:
-        yield top, "permission denied (directory)"
-        return
     except OSError as exc:
-        yield top, exc.strerror or "cannot list directory"
+        yield top, _listing_problem(exc)
         return
     with entries:
-        for entry in entries:
+        while True:  # listing can fail midway (/proc/1/map_files does, even for root)
+            try:
+                entry = next(entries)
+            except StopIteration:
+                return
+            except OSError as exc:  # the entries given so far stand
+                yield top, _listing_problem(exc)
+                return
             try:
                 is_dir = entry.is_dir(follow_symlinks=True)
             except OSError:
@@ -58,15 +69,25 @@ def _walk(top: str, seen_dirs: set[tuple[int, int]]) -> Iterator[Found]:
                 yield entry.path, None  # broken links included: they get a reason later
 
 
-def find_images(inputs: Iterable[str | os.PathLike[str]]) -> Iterator[Found]:
+def _listing_problem(exc: OSError) -> str:
+    if isinstance(exc, PermissionError):
+        return "permission denied (directory)"
+    return exc.strerror or "cannot list directory"
+
+
+def find_images(
+    inputs: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
+) -> Iterator[Found]:
     """Yield every image path under ``inputs``, and every problem met on the way.
 
     Files are taken as given (whatever their suffix); directories are walked for image
-    suffixes (any case); other arguments are globs (``**`` recurses). Each directory is
-    walked once, however many arguments reach it.
+    suffixes (any case); other arguments are globs (``**`` recurses). One path (a str or
+    PathLike) is one input, not a sequence of characters. Each directory is walked once,
+    however many arguments reach it. A directory that cannot be listed (or stops listing
+    midway) is a problem, like a missing file.
     """
     seen_dirs: set[tuple[int, int]] = set()
-    for item in inputs:
+    for item in as_inputs(inputs):
         arg = os.fspath(item)
         if os.path.isdir(arg):
             yield from _walk(arg, seen_dirs)

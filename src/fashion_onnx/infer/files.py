@@ -165,7 +165,7 @@ Task = tuple[list[str], list[Failure]]  # files to classify, discovery problems 
 R = TypeVar("R")
 
 
-def _tasks(inputs: Iterable[str | os.PathLike[str]]) -> Iterator[Task]:
+def _tasks(inputs: Iterable[str | os.PathLike[str]] | str | os.PathLike[str]) -> Iterator[Task]:
     """Chunks of up to CHUNK paths, each with the discovery problems found along the way."""
     paths: list[str] = []
     problems: list[Failure] = []
@@ -199,7 +199,7 @@ def _in_order(
 
 def classify_files(
     classifier: Classifier,
-    inputs: Iterable[str | os.PathLike[str]],
+    inputs: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
     *,
     workers: int | None = None,
 ) -> Iterator[FileBatch]:
@@ -208,7 +208,8 @@ def classify_files(
     Args:
         classifier: the model, device and settings to use.
         inputs: files (taken whatever their suffix), directories (walked recursively for
-            image suffixes) and globs (``**`` recurses).
+            image suffixes) and globs (``**`` recurses); or one of them, as a str or a
+            PathLike. A directory that cannot be listed is a failure, like a missing file.
         workers: decoding processes; None uses every CPU this process may use, 1 decodes
             here. Fewer than 256 files are always decoded here.
 
