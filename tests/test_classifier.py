@@ -217,3 +217,33 @@ def test_a_single_path_is_one_input_not_a_string_of_characters(
         assert {str(Path(p).resolve()) for b in batches for p in b.paths} == want, given
     (batch,) = classify_files(classifier, "images/1.png", workers=1)
     assert batch.paths == ["images/1.png"] and batch.failures == []
+
+
+def test_many_files_stream_with_a_bounded_window_of_chunks_in_flight(
+    classifier, sample, tmp_path
+) -> None:
+    """Results come back while the inputs are still being read, and the inputs are read
+    only a fixed window of chunks ahead of the results: memory stays flat."""
+    from fashion_onnx.infer import files
+
+    png = tmp_path / "x.png"
+    Image.fromarray(sample[0][0], mode="L").save(png)
+    workers = 2
+    window = files.IN_FLIGHT_PER_WORKER * workers * files.CHUNK  # files in flight at most
+    total = 3 * window
+    taken = 0
+
+    def inputs():
+        nonlocal taken
+        for _ in range(total):
+            taken += 1
+            yield str(png)
+
+    returned = 0
+    for batch in classifier.classify_files(inputs(), workers=workers):
+        assert taken - returned <= window + files.CHUNK, (taken, returned)
+        assert batch.failures == [] and len(batch.paths) == files.CHUNK
+        returned += len(batch)
+        if returned == files.CHUNK:
+            assert taken < total, "the first results came only after every input was read"
+    assert returned == total
