@@ -1,4 +1,4 @@
-"""Choosing the execution provider: never a silent fallback, no CUDA load without a GPU,
+"""Choosing the execution provider: never a silent fallback, no CUDA probe without a GPU,
 and one line that names the fix when the runtime is missing or wrong."""
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -93,18 +94,60 @@ def _probe(code: str) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-@pytest.mark.skipif(gpu_present(), reason="this machine has a GPU")
-def test_a_cpu_machine_loads_no_cuda_library_and_warns_nothing() -> None:
-    found = _probe(
-        "import json, warnings\n"
-        "warnings.simplefilter('error')\n"
-        "from fashion_onnx.infer import Classifier\n"
-        "c = Classifier(device='auto')\n"
-        "maps = open('/proc/self/maps').read()\n"
-        "libs = [n for n in ('libcuda', 'libcudart', 'libcublas', 'libcudnn', 'providers_cuda')"
-        " if n in maps]\n"
-        "print(json.dumps({'provider': c.provider, 'cuda_libraries': libs}))"
+def test_auto_without_a_gpu_never_probes_cuda_even_where_the_runtime_has_it(monkeypatch) -> None:
+    """A machine with onnxruntime-gpu (its CUDA provider listed) but no GPU device: auto
+    must take the CPU quietly, before any step that loads CUDA (preloading its DLLs,
+    opening the provider library, a session offered the CUDA provider)."""
+    touched: list[str] = []
+    real_session = runtime.ort.InferenceSession
+
+    def session(model, options=None, providers=None, **kwargs):
+        touched.extend(f"session with {p}" for p in providers or [] if p != runtime.CPU)
+        return real_session(model, options, providers=providers, **kwargs)
+
+    monkeypatch.setattr(runtime, "gpu_present", lambda: False)
+    monkeypatch.setattr(runtime, "installed_runtimes", lambda: ["onnxruntime-gpu"])
+    monkeypatch.setattr(runtime.ort, "get_available_providers", lambda: [runtime.CUDA, runtime.CPU])
+    monkeypatch.setattr(
+        runtime.ort, "preload_dlls", lambda: touched.append("preload_dlls"), raising=False
     )
+    monkeypatch.setattr(runtime.ctypes, "CDLL", lambda path: touched.append(f"CDLL {path}"))
+    monkeypatch.setattr(runtime.ort, "InferenceSession", session)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and no warning: nothing failed, nothing to say
+        classifier = Classifier(device="auto")
+    assert classifier.provider == runtime.CPU
+    assert touched == []
+
+
+PROBE_AUTO = (
+    "import json, warnings\n"
+    "warnings.simplefilter('error')\n"
+    "from fashion_onnx.infer import Classifier\n"
+    "c = Classifier(device='auto')\n"
+    "maps = open('/proc/self/maps').read()\n"
+    "libs = [n for n in ('libcuda', 'libcudart', 'libcublas', 'libcudnn', 'providers_cuda')"
+    " if n in maps]\n"
+    "print(json.dumps({'provider': c.provider, 'cuda_libraries': libs}))"
+)
+
+
+@pytest.mark.skipif(gpu_present(), reason="this machine has a GPU")
+def test_auto_on_a_cpu_machine_takes_the_cpu_without_a_word() -> None:
+    """Unpatched, in a fresh process: no GPU found, no warning (a misdetected GPU would
+    send auto to CUDA and warn here, whichever onnxruntime is installed)."""
+    assert _probe(PROBE_AUTO)["provider"] == "CPUExecutionProvider"
+
+
+@pytest.mark.skipif(gpu_present(), reason="this machine has a GPU")
+@pytest.mark.skipif(
+    runtime.CUDA not in runtime.ort.get_available_providers(),
+    reason="only onnxruntime's CPU build is installed: no CUDA library could load anyway "
+    "(test_auto_without_a_gpu_never_probes_cuda... fakes a CUDA-capable one)",
+)
+def test_a_cpu_machine_with_onnxruntime_gpu_loads_no_cuda_library() -> None:
+    """The real thing, where onnxruntime-gpu is installed on a machine without a GPU."""
+    found = _probe(PROBE_AUTO)
     assert found == {"provider": "CPUExecutionProvider", "cuda_libraries": []}
 
 
