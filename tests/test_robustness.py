@@ -338,6 +338,25 @@ def test_debug_shows_the_traceback(tmp_path: Path, real_png) -> None:
     assert "no such model file" in str(debug.exception)
 
 
+def test_debug_prints_the_traceback_from_the_command(tmp_path: Path, real_png) -> None:
+    import subprocess
+    import sys
+
+    (tmp_path / "a.png").write_bytes(real_png)
+    model = tmp_path / "x.onnx"
+    command = [sys.executable, "-m", "fashion_onnx.infer", str(tmp_path), "--model", str(model)]
+    env = {**os.environ, "COLUMNS": "250"}  # no line of the traceback is wrapped
+    plain = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr
+    debug = subprocess.run([*command, "--debug"], capture_output=True, text=True, env=env)
+    assert debug.returncode == 1, debug.stderr  # a traceback is Python's own exit
+    err = debug.stderr
+    assert "Traceback (most recent call last)" in err
+    assert "contract.py" in err and " in read_model" in err  # the frame that raised
+    assert f"ModelError: {model}: no such model file" in err
+    assert "error:" not in err
+
+
 # -- directories that cannot be listed ---------------------------------------------------
 
 
