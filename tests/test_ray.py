@@ -106,6 +106,7 @@ def cluster(s3):
 
 
 def local_batches(folder: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """(probabilities by path, failure reasons by path), both in the local engine's order."""
     probs, failures = {}, {}
     for batch in Classifier(device="cpu").classify_files([folder], workers=1):
         probs.update(zip(batch.paths, batch.probabilities, strict=True))
@@ -125,10 +126,10 @@ def test_ray_and_local_engines_agree_on_every_file(cluster, folder) -> None:
     assert {Path(k).name: v for k, v in ray_failures.items()} == {
         Path(k).name: v for k, v in local_failures.items()
     }
-    assert {Path(p).name for p in ray_probs} == {Path(p).name for p in local_probs}
-    by_name = {Path(p).name: v for p, v in local_probs.items()}
-    got = np.stack([ray_probs[p] for p in sorted(ray_probs)])
-    want = np.stack([by_name[Path(p).name] for p in sorted(ray_probs)])
+    # streamed back in input order: the local engine's (the filesystem's) order, row for row
+    assert list(ray_probs) == [os.path.abspath(p) for p in local_probs]
+    got = np.stack(list(ray_probs.values()))
+    want = np.stack(list(local_probs.values()))
     assert np.abs(got - want).max() <= 1e-6
     assert (got.argmax(1) == want.argmax(1)).all()
 
@@ -146,8 +147,8 @@ def test_the_cli_on_ray_reports_bad_files_like_the_local_engine(cluster, folder)
             for line in result.stderr.splitlines()
             if line.startswith(str(folder))
         )
-        results[engine] = ({Path(r["path"]).name: r["label"] for r in rows}, errors)
-    assert results["ray"] == results["local"]
+        results[engine] = ([(Path(r["path"]).name, r["label"]) for r in rows], errors)
+    assert results["ray"] == results["local"]  # the same rows in the same (input) order
     assert len(results["ray"][0]) == IMAGES and len(results["ray"][1]) == len(BAD)
     assert "on the Ray cluster at 127.0.0.1:" in result.stderr  # the summary says where
     assert "(3 node(s), 2 CPU(s), 0 GPU(s)), CPU actors" in result.stderr
@@ -211,9 +212,10 @@ def test_s3_inputs_and_a_parquet_dataset_written_back(cluster, s3, test_set, fol
     )
     assert result.exit_code == 1, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
-    assert sorted(r["path"] for r in rows) == [f"s3://shots/in/{i:02d}.png" for i in range(40)]
+    # in input order: the order the bucket lists its keys in
+    assert [r["path"] for r in rows] == [f"s3://shots/in/{i:02d}.png" for i in range(40)]
     want = Classifier(device="cpu").predict(test_set[0][:40]).labels
-    assert [r["label"] for r in sorted(rows, key=lambda r: r["path"])] == want.tolist()
+    assert [r["label"] for r in rows] == want.tolist()
     assert "s3://shots/in/bad.png: not an image Pillow can read" in result.stderr
 
     written = runner.invoke(
@@ -376,6 +378,6 @@ def test_a_token_cluster_needs_ray_auth_mode_and_works_with_it(head, folder) -> 
     assert accepted.returncode == 1, accepted.stderr  # the three bad files
     rows = [json.loads(line) for line in accepted.stdout.splitlines()]
     local, _ = local_batches(folder)
-    want = {Path(p).name: int(v.argmax()) for p, v in local.items()}
-    assert {Path(r["path"]).name: r["label"] for r in rows} == want
+    want = [(Path(p).name, int(v.argmax())) for p, v in local.items()]
+    assert [(Path(r["path"]).name, r["label"]) for r in rows] == want  # in input order
     assert f"on the Ray cluster at {address} (1 node(s), 2 CPU(s)" in accepted.stderr
