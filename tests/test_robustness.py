@@ -26,6 +26,7 @@ from fashion_onnx.infer.output import RowWriter
 from fashion_onnx.infer.prepare import Preparation
 
 runner = CliRunner()
+NEVER = Preparation(invert="never")  # the pixels as laid out, not inverted
 PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -120,7 +121,7 @@ def test_every_mode_gives_the_grayscale_originals_pixels(tmp_path, classifier, t
         gray = Image.fromarray(p, mode="L")
         folder = tmp_path / str(i)
         folder.mkdir()
-        original = load_image(_write(folder, "gray.png", gray), invert="never")
+        original = load_image(_write(folder, "gray.png", gray), NEVER)
         exact = [
             _write(folder, "rgb.png", gray.convert("RGB")),
             _write(folder, "rgba-opaque.png", gray.convert("RGBA")),
@@ -136,9 +137,9 @@ def test_every_mode_gives_the_grayscale_originals_pixels(tmp_path, classifier, t
         ]
         assert Image.open(exact[3]).mode == "I;16", "a real 16-bit PNG"
         for path in exact:
-            np.testing.assert_array_equal(load_image(path, invert="never"), original, path.name)
+            np.testing.assert_array_equal(load_image(path, NEVER), original, path.name)
         cmyk = _write(folder, "cmyk.jpg", gray.convert("CMYK"), quality=100)
-        diff = load_image(cmyk, invert="never").astype(int) - original
+        diff = load_image(cmyk, NEVER).astype(int) - original
         assert np.abs(diff).mean() < 2, "JPEG: close, not exact"
         got = classifier.predict([*exact, cmyk])
         assert (got.labels[:-1] == labels[i]).all(), (i, got.names)
@@ -172,15 +173,15 @@ def test_transparent_images_are_laid_on_white(tmp_path, classifier, test_set) ->
         folder = tmp_path / str(i)
         folder.mkdir()
         on_white = np.where(p == 0, 255, np.maximum(255 - p, 1)).astype(np.uint8)
-        white_palette = load_image(_write(folder, "w.png", Image.fromarray(on_white, "L")), "never")
-        white = load_image(_write(folder, "x.png", Image.fromarray(255 - p, "L")), "never")
-        original = load_image(_write(folder, "o.png", Image.fromarray(p, "L")), "auto")
+        white_palette = load_image(_write(folder, "w.png", Image.fromarray(on_white, "L")), NEVER)
+        white = load_image(_write(folder, "x.png", Image.fromarray(255 - p, "L")), NEVER)
+        original = load_image(_write(folder, "o.png", Image.fromarray(p, "L")))
         paths = []
         for name, image in _cut_outs(p).items():
             path = _write(folder, name, image)
             paths.append(path)
             want = white_palette if name == "palette.png" else white
-            got = load_image(path, invert="never")
+            got = load_image(path, NEVER)
             np.testing.assert_allclose(got, want, atol=1 if name == "shadow.png" else 0)
             if name != "palette.png":
                 np.testing.assert_allclose(load_image(path), original, atol=1)  # auto: inverted
