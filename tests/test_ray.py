@@ -30,6 +30,7 @@ from fashion_onnx.infer import (
     ray_engine,
 )
 from fashion_onnx.infer import cli as infer_cli
+from fashion_onnx.infer.prepare import Preparation
 
 runner = CliRunner()
 BIN = Path(sys.executable).parent
@@ -117,7 +118,10 @@ def local_batches(folder: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
 def test_ray_and_local_engines_agree_on_every_file(cluster, folder) -> None:
     local_probs, local_failures = local_batches(folder)
     ray_probs, ray_failures = {}, {}
-    for batch in ray_engine.classify_on_ray([str(folder)], model=None, device="cpu", invert="auto"):
+    batches = ray_engine.classify_on_ray(
+        [str(folder)], model=None, device="cpu", preparation=Preparation()
+    )
+    for batch in batches:
         for path, probs in zip(batch.paths, batch.probabilities, strict=True):
             assert path not in ray_probs, f"{path} came back twice"
             ray_probs[path] = probs
