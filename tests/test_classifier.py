@@ -178,7 +178,7 @@ def test_the_embedded_cnn_scores_at_least_93_5_on_the_real_test_set(test_set) ->
     cnn = Classifier("cnn", device="cpu")
     accuracy = (cnn.predict(images).labels == labels).mean()
     assert accuracy >= 0.935, accuracy
-    assert "CNN" in cnn._session.get_modelmeta().custom_metadata_map["architecture"]
+    assert "CNN" in cnn.engine._session.get_modelmeta().custom_metadata_map["architecture"]
 
 
 def test_model_names_pick_the_embedded_files() -> None:
@@ -225,11 +225,12 @@ def test_many_files_stream_with_a_bounded_window_of_chunks_in_flight(
     """Results come back while the inputs are still being read, and the inputs are read
     only a fixed window of chunks ahead of the results: memory stays flat."""
     from fashion_onnx.infer import files
+    from fashion_onnx.infer.sources import PATH_CHUNK
 
     png = tmp_path / "x.png"
     Image.fromarray(sample[0][0], mode="L").save(png)
     workers = 2
-    window = files.IN_FLIGHT_PER_WORKER * workers * files.CHUNK  # files in flight at most
+    window = files.IN_FLIGHT_PER_WORKER * workers * PATH_CHUNK  # files in flight at most
     total = 3 * window
     taken = 0
 
@@ -241,9 +242,9 @@ def test_many_files_stream_with_a_bounded_window_of_chunks_in_flight(
 
     returned = 0
     for batch in classifier.classify_files(inputs(), workers=workers):
-        assert taken - returned <= window + files.CHUNK, (taken, returned)
-        assert batch.failures == [] and len(batch.paths) == files.CHUNK
+        assert taken - returned <= window + PATH_CHUNK, (taken, returned)
+        assert batch.failures == [] and len(batch.paths) == PATH_CHUNK
         returned += len(batch)
-        if returned == files.CHUNK:
+        if returned == PATH_CHUNK:
             assert taken < total, "the first results came only after every input was read"
     assert returned == total

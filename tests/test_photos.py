@@ -15,7 +15,7 @@ from PIL import Image
 
 from fashion_onnx.errors import InvalidArgumentError
 from fashion_onnx.infer import Classifier
-from fashion_onnx.infer.files import decode_chunk
+from fashion_onnx.infer.decode import decode_chunk
 from fashion_onnx.infer.images import load_image
 from fashion_onnx.infer.prepare import Preparation, garment_box, prepare
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import io
 import json
 import os
@@ -211,14 +210,14 @@ def test_an_unreadable_file_is_reported(tmp_path, real_png, monkeypatch) -> None
     good.write_bytes(real_png)
     locked.write_bytes(real_png)
     locked.chmod(0)  # enough when not root; root reads anything, so also refuse it here:
-    real_open = builtins.open
+    real_open = os.open  # (files are read with os.open: four system calls, no buffering)
 
     def guarded(file, *args, **kwargs):
         if os.fspath(file) == str(locked):
             raise PermissionError(13, "Permission denied", str(locked))
         return real_open(file, *args, **kwargs)
 
-    monkeypatch.setattr(builtins, "open", guarded)
+    monkeypatch.setattr(os, "open", guarded)
     result = runner.invoke(infer_cli.app, [str(tmp_path), "--format", "jsonl"])
     assert result.exit_code == 1
     assert f"{locked}: permission denied" in result.stderr
@@ -320,7 +319,7 @@ def test_ctrl_c_during_inference_leaves_no_output_file(tmp_path, real_png, monke
     def interrupted(self, *args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(RowWriter, "write", interrupted)
+    monkeypatch.setattr(RowWriter, "write_rendered", interrupted)
     result = runner.invoke(infer_cli.app, [str(tmp_path), "--format", "csv", "-o", str(out)])
     assert result.exit_code == 130
     assert "no partial output" in result.stderr

@@ -18,7 +18,7 @@ __all__ = ["Classifier", "Failure", "FileBatch", "Predictions", "classify_files"
 _HOMES = {
     "Classifier": "classifier",
     "Predictions": "classifier",
-    "Failure": "files",
+    "Failure": "decode",
     "FileBatch": "files",
     "classify_files": "files",
 }

@@ -6,14 +6,15 @@ import os
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
-from fashion_onnx.constants import DEFAULT_BATCH_CPU, DEFAULT_BATCH_CUDA, IMAGE_SIZE
+from fashion_onnx.constants import IMAGE_SIZE
 from fashion_onnx.errors import ImageError, InvalidArgumentError
-from fashion_onnx.infer.contract import check_contract, read_model
+from fashion_onnx.infer.contract import read_model
+from fashion_onnx.infer.engine import Engine
+from fashion_onnx.infer.files import FileBatch, classify_files
 from fashion_onnx.infer.images import load_image, to_model_image
 from fashion_onnx.infer.prepare import (
     Fit,
@@ -23,10 +24,6 @@ from fashion_onnx.infer.prepare import (
     check_invert,
     should_invert,
 )
-from fashion_onnx.infer.runtime import CUDA, create_session
-
-if TYPE_CHECKING:
-    from fashion_onnx.infer.files import FileBatch
 
 ImageLike = str | os.PathLike[str] | Image.Image
 
@@ -96,56 +93,44 @@ class Classifier:
         fit: Fit = "trim",
         spinning: bool = True,
     ) -> None:
-        if batch_size is not None and batch_size < 1:
-            raise InvalidArgumentError(f"batch_size must be >= 1, got {batch_size}")
         self.preparation = Preparation(check_invert(invert), check_fit(fit))
-        self.model_bytes, self.source = read_model(model)
-        self._session = create_session(self.model_bytes, device, threads, spinning, self.source)
-        self.contract = check_contract(self._session, self.source)
-        for message in self.contract.warnings:
-            warnings.warn(f"{self.source}: {message}", stacklevel=2)
-        on_cuda = self.provider == CUDA
-        default_batch = DEFAULT_BATCH_CUDA if on_cuda else DEFAULT_BATCH_CPU
-        self.batch_size = self.contract.fixed_batch or batch_size or default_batch
-        # On CUDA, IO binding: each batch is copied to the device once and read back once.
-        self._binding = self._session.io_binding() if on_cuda else None
+        model_bytes, source = read_model(model)
+        self.engine = Engine(
+            model_bytes,
+            source,
+            device=device,
+            batch_size=batch_size,
+            threads=threads,
+            spinning=spinning,
+        )
+        for message in self.engine.contract.warnings:
+            warnings.warn(f"{source}: {message}", stacklevel=2)
 
     @property
     def provider(self) -> str:
         """The execution provider the session really runs on, e.g. CPUExecutionProvider."""
-        return str(self._session.get_providers()[0])
+        return self.engine.provider
 
     @property
     def class_names(self) -> tuple[str, ...]:
-        return self.contract.class_names
+        return self.engine.class_names
 
-    # -- the engine ---------------------------------------------------------------
+    @property
+    def batch_size(self) -> int:
+        return self.engine.batch_size
 
-    def _run(self, images: np.ndarray) -> np.ndarray:
-        """(n <= batch_size, 28, 28) images, dark background -> probabilities (n, 10)."""
-        n = len(images)
-        x = self.contract.model_input(images)
-        if self.contract.fixed_batch is not None and n < self.contract.fixed_batch:
-            x = np.concatenate(
-                [x, np.zeros((self.contract.fixed_batch - n, *x.shape[1:]), x.dtype)]
-            )
-        if self._binding is None:
-            (out,) = self._session.run([self.contract.output_name], {self.contract.input_name: x})
-        else:
-            self._binding.bind_cpu_input(self.contract.input_name, x)
-            self._binding.bind_output(self.contract.output_name, "cuda")
-            self._session.run_with_iobinding(self._binding)
-            (out,) = self._binding.copy_outputs_to_cpu()
-        return self.contract.probabilities(out[:n])
+    @property
+    def model_bytes(self) -> bytes:
+        return self.engine.model_bytes
+
+    @property
+    def source(self) -> str:
+        return self.engine.source
 
     def predict_pixels(self, images: np.ndarray) -> np.ndarray:
         """The engine alone, on checked images: (n, 28, 28) uint8, or floats in [0, 1], light
         garment on dark (already inverted where needed) -> probabilities (n, 10) float32."""
-        out = np.empty((len(images), len(self.class_names)), dtype=np.float32)
-        for start in range(0, len(images), self.batch_size):
-            chunk = images[start : start + self.batch_size]
-            out[start : start + len(chunk)] = self._run(chunk)
-        return out
+        return self.engine.predict_pixels(images)
 
     # -- inputs -------------------------------------------------------------------
 
@@ -233,6 +218,4 @@ class Classifier:
     ) -> Iterator[FileBatch]:
         """Classify every image under ``inputs`` (files, directories, globs; or one of
         them as a str or PathLike), tolerating bad files; see ``files.classify_files``."""
-        from fashion_onnx.infer.files import classify_files
-
         return classify_files(self, inputs, workers=workers)

@@ -34,8 +34,12 @@ from fashion_onnx.infer.output import FORMATS, format_of
 from fashion_onnx.infer.prepare import FIT_CHOICES, INVERT_CHOICES
 
 if TYPE_CHECKING:
-    from fashion_onnx.infer.files import Failure, FileBatch
-    from fashion_onnx.infer.output import RowWriter
+    import numpy as np
+
+    from fashion_onnx.infer.decode import Failure
+    from fashion_onnx.infer.files import FileBatch
+    from fashion_onnx.infer.output import RowFormat, RowWriter
+    from fashion_onnx.infer.work import Counts, Done, Truth
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
 
@@ -230,25 +234,23 @@ class Settings:
     ray_address: str | None
 
 
-@dataclass
-class Tally:
-    classified: int = 0
-    failed: int = 0
-    listed: int = 0  # inputs (classified or failed) that --labels lists
-    judged: int = 0  # classified files with a known true class
-    right: int = 0
-
-
 @dataclass(frozen=True)
 class Labels:
-    """--labels as read: (the file as written, its resolved path, its class) per row."""
+    """--labels as read: a CSV's rows (the file as written, its resolved path, its class),
+    or the class indices of an IDX label file or a ``.npy`` (for array inputs, in order)."""
 
     csv_path: Path
     rows: list[tuple[str, str, str]]
+    indices: np.ndarray | None = None
 
-    def truth(self, class_names: tuple[str, ...]) -> dict[str, str | None]:
-        """Each listed file's resolved path -> its true class as the model names it (any
-        case in the CSV), or None for a name that is no class: one warning per such name."""
+    def truth(self, class_names: tuple[str, ...]) -> Truth:
+        """What the workers judge rows by: each listed file's resolved path -> its true
+        class as the model names it (any case in the CSV), or None for a name that is no
+        class (one warning per such name); or the array images' classes, in order."""
+        from fashion_onnx.infer.work import Truth
+
+        if self.indices is not None:
+            return Truth(by_index=tuple(class_names[i] for i in self.indices.tolist()))
         canonical = {name.lower(): name for name in class_names}
         unknown: dict[str, int] = {}
         truth: dict[str, str | None] = {}
@@ -262,11 +264,16 @@ class Labels:
                 f"--labels {self.csv_path}: {given!r} is not one of the model's classes "
                 f"({', '.join(class_names)}); its {count} file(s) are not counted"
             )
-        return truth
+        return Truth(by_path=truth)
 
-    def warn_if_unmatched(self, tally: Tally) -> None:
+    def warn_if_unmatched(self, counts: Counts) -> None:
         """A warning that names the rule when no listed file was among the inputs."""
-        if tally.listed or not self.rows:
+        if self.indices is not None and not counts.listed and len(self.indices):
+            warn(
+                f"--labels {self.csv_path}: its {len(self.indices)} labels are for array "
+                "inputs (IDX, .npy, .npz), in order, and there were none"
+            )
+        if counts.listed or not self.rows:
             return
         first = ", ".join(written for written, _, _ in self.rows[:3])
         more = ", ..." if len(self.rows) > 3 else ""
@@ -282,7 +289,12 @@ def warn(message: str) -> None:
 
 
 def read_labels(csv_path: Path) -> Labels:
-    """Read --labels (``file`` is relative to the CSV's folder) or exit 2 with the reason."""
+    """Read --labels (``file`` is relative to the CSV's folder; or an IDX label file or a
+    ``.npy`` of class indices, for array inputs) or exit 2 with the reason."""
+    from fashion_onnx.infer.arrays import is_array_file, read_labels_array
+
+    if is_array_file(str(csv_path)):
+        return Labels(csv_path, [], read_labels_array(str(csv_path)))
     try:
         with csv_path.open(newline="", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
@@ -394,45 +406,50 @@ def report_failures(failures: Iterable[Failure]) -> None:
         typer.echo(f"{failure.path}: {failure.reason}", err=True)
 
 
-def classify_into(
-    batches: Iterable[FileBatch],
-    class_names: tuple[str, ...],
-    writer: RowWriter,
-    truth: dict[str, str | None],
-    advance: Callable[[int], None],
-) -> Tally:
-    """Write every batch's rows (marked with their true class, if any) and name its
-    failures, as they come; count them, and how many of the labelled ones were right."""
-    tally = Tally()
-    for batch in batches:
-        report_failures(batch.failures)
-        expected: list[str | None] | None = None
-        if truth:
-            real = [os.path.realpath(path) for path in batch.paths]
-            expected = [truth.get(r) for r in real]
-            tally.listed += sum(r in truth for r in real)
-            tally.listed += sum(os.path.realpath(f.path) in truth for f in batch.failures)
-            for label, true_class in zip(batch.probabilities.argmax(1), expected, strict=True):
-                if true_class is not None:
-                    tally.judged += 1
-                    tally.right += class_names[label] == true_class
-        writer.write(batch.paths, batch.probabilities, expected)
-        tally.failed += len(batch.failures)
-        tally.classified += len(batch.paths)
-        advance(len(batch))
+def write_rows(
+    done_chunks: Iterable[Done], writer: RowWriter, advance: Callable[[int], None]
+) -> Counts:
+    """Write each finished chunk's rendered rows and name its failures, as they come;
+    add up the counts. Nothing here is per image."""
+    from fashion_onnx.infer.work import Counts
+
+    counts = Counts()
+    for done in done_chunks:
+        report_failures(done.failures)
+        writer.write_rendered(done.text, len(done.names))
+        counts.add(done.counts)
+        advance(len(done.names) + len(done.failures))
     writer.close()
-    return tally
+    return counts
+
+
+def render_ray_batches(
+    batches: Iterable[FileBatch], rows: RowFormat, truth: Truth | None
+) -> Iterator[Done]:
+    """The Ray engine's batches as finished chunks (the driver renders them)."""
+    from fashion_onnx.infer.prepare import Preparation
+    from fashion_onnx.infer.work import Decoded, Job, conclude
+
+    for batch in batches:
+        decoded = Decoded(batch.paths, batch.probabilities[:0], batch.failures)
+        yield conclude(Job(Preparation(), rows, truth), decoded, batch.probabilities)
 
 
 def run(inputs: list[str], s: Settings, *, labels: Path | None, progress: bool) -> int:
     """Classify every image under ``inputs``; return the exit status (0 or 1)."""
     from fashion_onnx.infer.classifier import Classifier
-    from fashion_onnx.infer.files import default_workers
+    from fashion_onnx.infer.files import default_workers, run_job
     from fashion_onnx.infer.output import RowWriter
     from fashion_onnx.infer.prepare import check_fit, check_invert
+    from fashion_onnx.infer.sources import array_inputs, check_arrays, chunks
+    from fashion_onnx.infer.work import Counts, Job
 
     started = time.perf_counter()
-    if not any_image(inputs):
+    arrays = array_inputs(inputs)
+    if arrays and s.engine == "ray":
+        fail(f"{arrays[0]}: array files are classified by the local engine (--engine local)")
+    check_arrays(arrays)
+    if not arrays and not any_image(inputs):
         fail("no image files found in the given paths")
     if s.output is not None and s.fmt != "parquet" and is_an_input(s.output, inputs):
         fail(f"--output {s.output} is one of the inputs; choose another path")
@@ -451,7 +468,7 @@ def run(inputs: list[str], s: Settings, *, labels: Path | None, progress: bool) 
         fit=check_fit(s.fit),
         spinning=not forks,
     )
-    truth = known.truth(classifier.class_names) if known is not None else {}
+    truth = known.truth(classifier.class_names) if known is not None else None
     with contextlib.ExitStack() as stack:
         if on_ray:
             from fashion_onnx.infer import ray_engine
@@ -466,31 +483,34 @@ def run(inputs: list[str], s: Settings, *, labels: Path | None, progress: bool) 
                     inputs, s.output, model=model, device=s.device, preparation=preparation
                 )
                 report_failures(failures)
-                tally = Tally(classified=classified, failed=len(failures))
-            else:
-                batches: Iterable[FileBatch] = ray_engine.classify_on_ray(
-                    inputs, model=model, device=s.device, preparation=preparation
-                )
+                counts = Counts(classified=classified, failed=len(failures))
         else:
             where = classifier.provider
-            batches = classifier.classify_files(inputs, workers=s.workers)
         if s.fmt != "parquet":
             advance = stack.enter_context(progress_bar(progress))
             stream = stack.enter_context(open_output(s.output, guard_stdout=on_ray))
             writer = RowWriter(
                 stream, s.fmt, classifier.class_names, s.top_k, labelled=known is not None
             )
-            tally = classify_into(batches, classifier.class_names, writer, truth, advance)
+            if on_ray:
+                batches = ray_engine.classify_on_ray(
+                    inputs, model=model, device=s.device, preparation=preparation
+                )
+                done: Iterable[Done] = render_ray_batches(batches, writer.rows, truth)
+            else:
+                job = Job(classifier.preparation, writer.rows, truth)
+                done = run_job(job, chunks(inputs), classifier.engine, s.workers)
+            counts = write_rows(done, writer, advance)
     if known is not None and s.fmt != "parquet":
-        known.warn_if_unmatched(tally)
+        known.warn_if_unmatched(counts)
     seconds = time.perf_counter() - started
     summary = (
-        f"{tally.classified} image(s) classified, {tally.failed} failed, on {where}, "
+        f"{counts.classified} image(s) classified, {counts.failed} failed, on {where}, "
         f"fit {s.fit}, "
-        f"{tally.classified / seconds:,.0f} images/s ({seconds:.2f}s)"
+        f"{counts.classified / seconds:,.0f} images/s ({seconds:.2f}s)"
     )
     if known is not None:
-        share = f" ({100 * tally.right / tally.judged:.1f}%)" if tally.judged else ""
-        summary += f"; correct: {tally.right}/{tally.judged}{share}"
+        share = f" ({100 * counts.right / counts.judged:.1f}%)" if counts.judged else ""
+        summary += f"; correct: {counts.right}/{counts.judged}{share}"
     typer.echo(summary, err=True)
-    return EXIT_INPUT_FAILED if tally.failed else EXIT_OK
+    return EXIT_INPUT_FAILED if counts.failed else EXIT_OK

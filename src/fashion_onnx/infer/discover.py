@@ -8,6 +8,7 @@ is the order the filesystem returns (``os.scandir``, not sorted), depth-first.
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 from collections.abc import Iterable, Iterator
 
@@ -33,46 +34,106 @@ def is_image_name(name: str) -> bool:
     return dot > 0 and name[dot:].lower() in IMAGE_SUFFIXES
 
 
-def _walk(top: str, seen_dirs: set[tuple[int, int]]) -> Iterator[Found]:
-    """Depth-first, following symlinks but never into a directory twice (no loops)."""
+# What the walk yields, in order: (paths found, None), or ([], a problem).
+Run = tuple[list[str], tuple[str, str] | None]
+BATCH = 4096  # directory entries taken at a time: one list comprehension each
+_SUFFIXES = tuple(IMAGE_SUFFIXES)
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=True)
+    except OSError:
+        return False
+
+
+def _walk(top: str, seen_dirs: set[tuple[int, int]]) -> Iterator[Run]:
+    """Depth-first, following symlinks but never into a directory twice (no loops).
+
+    Entries are taken a batch at a time and filtered by comprehensions: the common
+    directory of files costs well under a microsecond an entry here.
+    """
     try:
         st = os.stat(top)
     except OSError as exc:
-        yield top, exc.strerror or "cannot stat"
+        yield [], (top, exc.strerror or "cannot stat")
         return
     key = (st.st_dev, st.st_ino)
     if key in seen_dirs:
-        yield top, "symlink loop: directory already visited, skipped"
+        yield [], (top, "symlink loop: directory already visited, skipped")
         return
     seen_dirs.add(key)
     try:
         entries = os.scandir(top)
     except OSError as exc:
-        yield top, _listing_problem(exc)
+        yield [], (top, _listing_problem(exc))
         return
     with entries:
-        while True:  # listing can fail midway (/proc/1/map_files does, even for root)
-            try:
-                entry = next(entries)
-            except StopIteration:
-                return
+        while True:
+            batch: list[os.DirEntry[str]] = []
+            failed: OSError | None = None
+            try:  # listing can fail midway (/proc/1/map_files does, even for root)
+                for entry in entries:
+                    batch.append(entry)
+                    if len(batch) == BATCH:
+                        break
             except OSError as exc:  # the entries given so far stand
-                yield top, _listing_problem(exc)
-                return
+                failed = exc
             try:
-                is_dir = entry.is_dir(follow_symlinks=True)
+                dirs = [entry.is_dir() for entry in batch]
             except OSError:
-                is_dir = False
-            if is_dir:
-                yield from _walk(entry.path, seen_dirs)
-            elif is_image_name(entry.name):
-                yield entry.path, None  # broken links included: they get a reason later
+                dirs = [_is_dir(entry) for entry in batch]
+            if not any(dirs):
+                found = [
+                    e.path
+                    for e in batch
+                    if e.name.lower().endswith(_SUFFIXES) and e.name.rfind(".") > 0
+                ]
+                if found:
+                    yield found, None  # broken links included: they get a reason later
+            else:
+                for entry, is_dir in zip(batch, dirs, strict=True):
+                    if is_dir:
+                        yield from _walk(entry.path, seen_dirs)
+                    elif is_image_name(entry.name):
+                        yield [entry.path], None
+            if failed is not None:
+                yield [], (top, _listing_problem(failed))
+                return
+            if len(batch) < BATCH:
+                return
 
 
 def _listing_problem(exc: OSError) -> str:
     if isinstance(exc, PermissionError):
         return "permission denied (directory)"
     return exc.strerror or "cannot list directory"
+
+
+def find_image_runs(
+    inputs: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
+    seen_dirs: set[tuple[int, int]] | None = None,
+) -> Iterator[Run]:
+    """Every image path under ``inputs`` and every problem met on the way, in order, as
+    runs: (paths, None) or ([], (path, problem)). See ``find_images`` for the rules.
+    ``seen_dirs``: directories (device, inode) already walked, shared between calls."""
+    seen_dirs = set() if seen_dirs is None else seen_dirs
+    for item in as_inputs(inputs):
+        arg = os.fspath(item)
+        if os.path.isdir(arg):
+            yield from _walk(arg, seen_dirs)
+        elif os.path.lexists(arg):
+            yield [arg], None
+        elif GLOB_CHARS & set(arg):
+            matches = glob.iglob(arg, recursive=True)  # a matching directory is reported
+            batch = list(itertools.islice(matches, BATCH))  # when it is read
+            if not batch:
+                yield [], (arg, "no file matches this pattern")
+            while batch:
+                yield batch, None
+                batch = list(itertools.islice(matches, BATCH))
+        else:
+            yield [], (arg, "no such file or directory")
 
 
 def find_images(
@@ -86,19 +147,8 @@ def find_images(
     however many arguments reach it. A directory that cannot be listed (or stops listing
     midway) is a problem, like a missing file.
     """
-    seen_dirs: set[tuple[int, int]] = set()
-    for item in as_inputs(inputs):
-        arg = os.fspath(item)
-        if os.path.isdir(arg):
-            yield from _walk(arg, seen_dirs)
-        elif os.path.lexists(arg):
-            yield arg, None
-        elif GLOB_CHARS & set(arg):
-            matched = False
-            for match in glob.iglob(arg, recursive=True):
-                matched = True
-                yield match, None  # a matching directory is reported when read
-            if not matched:
-                yield arg, "no file matches this pattern"
-        else:
-            yield arg, "no such file or directory"
+    for paths, problem in find_image_runs(inputs):
+        if problem is not None:
+            yield problem
+        for path in paths:
+            yield path, None

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TextIO
 
 import numpy as np
@@ -32,6 +34,113 @@ def _marks(stream: TextIO) -> tuple[str, str]:
     return "✓", "✗"
 
 
+@dataclass(frozen=True)
+class RowFormat:
+    """How rows look: one of ``FORMATS``, the model's class names, ``top_k`` classes a row.
+
+    ``render`` turns a chunk of results into its text where the results are (in the
+    worker processes); the writer only joins the texts, so every format streams.
+    ``marks``: (right, wrong) markers of the table's ``true`` column (``--labels``), or
+    None for no such column; other formats are unchanged by labels.
+    """
+
+    fmt: str
+    class_names: tuple[str, ...]
+    top_k: int = 1
+    marks: tuple[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.fmt not in FORMATS:
+            raise ValueError(f"format must be one of {FORMATS}, got {self.fmt!r}")
+
+    def header(self) -> str:
+        if self.fmt == "csv":
+            names = ["path", "label", "class", "confidence"]
+            for rank in range(2, self.top_k + 1):
+                names += [f"class_{rank}", f"confidence_{rank}"]
+            return ",".join(names) + "\n"
+        if self.fmt == "json":
+            return "["
+        if self.fmt == "table":
+            extra = "".join(f"  {'#' + str(r):<20}" for r in range(2, self.top_k + 1))
+            true = f"  {'true':<14}" if self.marks else ""
+            return f"{'class':<12}  {'conf':>6}{extra}{true}  path\n"
+        return ""
+
+    def separator(self, first: bool) -> str:
+        """What goes before a chunk's text: JSON's records are separated by commas."""
+        if self.fmt != "json":
+            return ""
+        return "\n  " if first else ",\n  "
+
+    def footer(self, rows: int) -> str:
+        if self.fmt == "json":
+            return "\n]\n" if rows else "]\n"
+        return ""
+
+    def render(
+        self,
+        paths: Sequence[str],
+        probabilities: np.ndarray,
+        true_classes: Sequence[str | None] | None = None,
+    ) -> str:
+        """The rows of ``paths`` (for JSON: the records joined by commas, without the first
+        separator). ``true_classes``: per path, None where unknown."""
+        if not len(paths):
+            return ""
+        k = self.top_k
+        if k == 1:
+            order = probabilities.argmax(axis=1)[:, None]
+        else:
+            order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+        top_p = np.take_along_axis(probabilities, order, axis=1).tolist()
+        top_i = order.tolist()
+        names = self.class_names
+        if self.fmt == "csv":
+            buffer = io.StringIO()
+            writer = csv.writer(buffer, lineterminator="\n")
+            writer.writerows(
+                [path, i[0], names[i[0]], f"{p[0]:.6f}"]
+                + [x for j, q in zip(i[1:], p[1:], strict=True) for x in (names[j], f"{q:.6f}")]
+                for path, i, p in zip(paths, top_i, top_p, strict=True)
+            )
+            return buffer.getvalue()
+        if self.fmt == "table":
+            truths = true_classes if true_classes is not None else [None] * len(paths)
+            lines = []
+            for path, i, p, truth in zip(paths, top_i, top_p, truths, strict=True):
+                extra = "".join(
+                    f"  {f'{names[j]} {100 * q:.1f}%':<20}"
+                    for j, q in zip(i[1:], p[1:], strict=True)
+                )
+                if self.marks:
+                    right, wrong = self.marks
+                    name = names[i[0]]
+                    mark = "" if truth is None else right if truth == name else f"{wrong} {truth}"
+                    extra += f"  {mark:<14}"
+                lines.append(f"{names[i[0]]:<12}  {100 * p[0]:5.1f}%{extra}  {path}\n")
+            return "".join(lines)
+        records = [
+            json.dumps(
+                {
+                    "path": path,
+                    "label": i[0],
+                    "class": names[i[0]],
+                    "confidence": round(p[0], 6),
+                    "top_k": [
+                        {"label": j, "class": names[j], "probability": round(q, 6)}
+                        for j, q in zip(i, p, strict=True)
+                    ],
+                },
+                ensure_ascii=False,
+            )
+            for path, i, p in zip(paths, top_i, top_p, strict=True)
+        ]
+        if self.fmt == "jsonl":
+            return "\n".join(records) + "\n"
+        return ",\n  ".join(records)
+
+
 class RowWriter:
     """Streams rows to ``stream`` in one of ``FORMATS``; call ``close()`` at the end.
 
@@ -49,23 +158,17 @@ class RowWriter:
         *,
         labelled: bool = False,
     ) -> None:
-        if fmt not in FORMATS:
-            raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
-        self.stream, self.fmt, self.names, self.top_k = stream, fmt, list(class_names), top_k
-        self._rows = 0
-        self._marks = _marks(stream) if labelled and fmt == "table" else None
-        if fmt == "csv":
-            self._csv = csv.writer(stream, lineterminator="\n")
-            header = ["path", "label", "class", "confidence"]
-            for rank in range(2, top_k + 1):
-                header += [f"class_{rank}", f"confidence_{rank}"]
-            self._csv.writerow(header)
-        elif fmt == "json":
-            stream.write("[")
-        elif fmt == "table":
-            extra = "".join(f"  {'#' + str(r):<20}" for r in range(2, top_k + 1))
-            true = f"  {'true':<14}" if self._marks else ""
-            stream.write(f"{'class':<12}  {'conf':>6}{extra}{true}  path\n")
+        marks = _marks(stream) if labelled and fmt == "table" else None
+        self.rows = RowFormat(fmt, tuple(class_names), top_k, marks)
+        self.stream = stream
+        self.written = 0  # rows so far
+        stream.write(self.rows.header())
+
+    def write_rendered(self, text: str, rows: int) -> None:
+        """Write a chunk of ``rows`` rows that ``self.rows.render`` made (anywhere)."""
+        if rows:
+            self.stream.write(self.rows.separator(self.written == 0) + text)
+            self.written += rows
 
     def write(
         self,
@@ -75,42 +178,8 @@ class RowWriter:
     ) -> None:
         """Write one row per path. ``true_classes`` (per path, None where unknown) marks
         the table's rows when the writer is ``labelled``."""
-        order = np.argsort(-probabilities, axis=1, kind="stable")[:, : self.top_k]
-        truths = true_classes if true_classes is not None else [None] * len(paths)
-        for path, probs, ranks, truth in zip(paths, probabilities, order, truths, strict=True):
-            top = [(int(i), self.names[i], float(probs[i])) for i in ranks]
-            self._write_one(path, top, truth)
-            self._rows += 1
-
-    def _write_one(self, path: str, top: list[tuple[int, str, float]], truth: str | None) -> None:
-        label, name, conf = top[0]
-        if self.fmt == "csv":
-            row: list[object] = [path, label, name, f"{conf:.6f}"]
-            for _, n, p in top[1:]:
-                row += [n, f"{p:.6f}"]
-            self._csv.writerow(row)
-        elif self.fmt == "table":
-            extra = "".join(f"  {f'{n} {100 * p:.1f}%':<20}" for _, n, p in top[1:])
-            if self._marks:
-                right, wrong = self._marks
-                mark = "" if truth is None else right if truth == name else f"{wrong} {truth}"
-                extra += f"  {mark:<14}"
-            self.stream.write(f"{name:<12}  {100 * conf:5.1f}%{extra}  {path}\n")
-        else:
-            record = {
-                "path": path,
-                "label": label,
-                "class": name,
-                "confidence": round(conf, 6),
-                "top_k": [{"label": i, "class": n, "probability": round(p, 6)} for i, n, p in top],
-            }
-            text = json.dumps(record, ensure_ascii=False)
-            if self.fmt == "jsonl":
-                self.stream.write(text + "\n")
-            else:
-                self.stream.write(("\n  " if self._rows == 0 else ",\n  ") + text)
+        self.write_rendered(self.rows.render(paths, probabilities, true_classes), len(paths))
 
     def close(self) -> None:
-        if self.fmt == "json":
-            self.stream.write("\n]\n" if self._rows else "]\n")
+        self.stream.write(self.rows.footer(self.written))
         self.stream.flush()

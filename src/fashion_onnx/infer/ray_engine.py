@@ -34,8 +34,9 @@ import numpy as np
 from fashion_onnx.constants import IMAGE_SIZE, NUM_CLASSES
 from fashion_onnx.errors import FashionOnnxError, InvalidArgumentError, MissingExtraError
 from fashion_onnx.infer.contract import read_model
+from fashion_onnx.infer.decode import Failure, decode_chunk
 from fashion_onnx.infer.discover import find_images
-from fashion_onnx.infer.files import Failure, FileBatch, decode_chunk
+from fashion_onnx.infer.files import FileBatch
 from fashion_onnx.infer.images import IMAGE_SUFFIXES
 from fashion_onnx.infer.prepare import Fit, Invert, Preparation
 

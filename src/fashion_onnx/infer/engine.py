@@ -1,0 +1,88 @@
+"""``Engine``: one ONNX Runtime session that turns prepared 28x28 images into probabilities.
+
+The part every path shares: ``Classifier`` holds one, and so does each worker process of
+``classify_files`` and each Ray actor. It knows nothing of files, formats or scheduling.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fashion_onnx.constants import DEFAULT_BATCH_CPU, DEFAULT_BATCH_CUDA
+from fashion_onnx.errors import InvalidArgumentError
+from fashion_onnx.infer.contract import ModelContract, check_contract
+from fashion_onnx.infer.runtime import CUDA, create_session
+
+
+class Engine:
+    """A session on ``device`` for the model in ``model_bytes`` (read by ``read_model``).
+
+    Args:
+        model_bytes: the ONNX file's bytes.
+        source: what to call the model in messages (its path, or "mlp").
+        device: "auto", "cuda" or "cpu" (see ``runtime.create_session``).
+        batch_size: images per session call; None: 512 on the CPU, 4096 on CUDA.
+        threads: intra-op threads of the CPU provider; None lets onnxruntime choose.
+        spinning: let idle engine threads busy-wait for the next batch.
+
+    Raises:
+        ModelError: the model is unreadable or not [N,1,28,28] -> [N,10].
+        DeviceError: device="cuda" and CUDA is not usable.
+        InvalidArgumentError: batch_size below 1.
+    """
+
+    def __init__(
+        self,
+        model_bytes: bytes,
+        source: str,
+        *,
+        device: str = "auto",
+        batch_size: int | None = None,
+        threads: int | None = None,
+        spinning: bool = True,
+    ) -> None:
+        if batch_size is not None and batch_size < 1:
+            raise InvalidArgumentError(f"batch_size must be >= 1, got {batch_size}")
+        self.model_bytes, self.source = model_bytes, source
+        self._session = create_session(model_bytes, device, threads, spinning, source)
+        self.contract: ModelContract = check_contract(self._session, source)
+        on_cuda = self.provider == CUDA
+        default_batch = DEFAULT_BATCH_CUDA if on_cuda else DEFAULT_BATCH_CPU
+        self.batch_size: int = self.contract.fixed_batch or batch_size or default_batch
+        # On CUDA, IO binding: each batch is copied to the device once and read back once.
+        self._binding = self._session.io_binding() if on_cuda else None
+
+    @property
+    def provider(self) -> str:
+        """The execution provider the session really runs on, e.g. CPUExecutionProvider."""
+        return str(self._session.get_providers()[0])
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.contract.class_names
+
+    def _run(self, images: np.ndarray) -> np.ndarray:
+        """(n <= batch_size, 28, 28) images, dark background -> probabilities (n, 10)."""
+        n = len(images)
+        x = self.contract.model_input(images)
+        if self.contract.fixed_batch is not None and n < self.contract.fixed_batch:
+            x = np.concatenate(
+                [x, np.zeros((self.contract.fixed_batch - n, *x.shape[1:]), x.dtype)]
+            )
+        if self._binding is None:
+            (out,) = self._session.run([self.contract.output_name], {self.contract.input_name: x})
+        else:
+            self._binding.bind_cpu_input(self.contract.input_name, x)
+            self._binding.bind_output(self.contract.output_name, "cuda")
+            self._session.run_with_iobinding(self._binding)
+            (out,) = self._binding.copy_outputs_to_cpu()
+        return self.contract.probabilities(out[:n])
+
+    def predict_pixels(self, images: np.ndarray) -> np.ndarray:
+        """(n, 28, 28) uint8, or floats in [0, 1], light garment on dark (already prepared)
+        -> probabilities (n, 10) float32, in batches of ``batch_size``."""
+        out = np.empty((len(images), len(self.class_names)), dtype=np.float32)
+        for start in range(0, len(images), self.batch_size):
+            chunk = images[start : start + self.batch_size]
+            out[start : start + len(chunk)] = self._run(chunk)
+        return out

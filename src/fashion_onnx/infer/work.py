@@ -1,0 +1,140 @@
+"""What happens to one chunk, end to end, where the chunk is: read and decode (or slice an
+array), prepare, run the engine, render the rows, judge them against ``--labels``.
+
+The scheduler (``files``) only hands chunks out and gathers ``Done``s in order: nothing per
+image crosses a process boundary but the chunk's paths going out and, coming back, its
+rendered text (the command line) or its probabilities (the Python API).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fashion_onnx.infer.decode import Failure, decode_chunk
+from fashion_onnx.infer.engine import Engine
+from fashion_onnx.infer.output import RowFormat
+from fashion_onnx.infer.prepare import Preparation, light_borders
+from fashion_onnx.infer.sources import Chunk, PathChunk
+
+
+@dataclass(frozen=True)
+class Truth:
+    """``--labels``: true classes by resolved path (a CSV), or by position among the run's
+    array images (an IDX label file or a ``.npy``), as class names (None: a name that is no
+    class, not counted)."""
+
+    by_path: dict[str, str | None] = field(default_factory=dict)
+    by_index: tuple[str, ...] = ()
+
+    def for_paths(self, paths: Sequence[str]) -> list[str | None]:
+        if not self.by_path:
+            return [None] * len(paths)
+        return [self.by_path.get(os.path.realpath(p)) for p in paths]
+
+    def listed(self, paths: Sequence[str]) -> int:
+        """How many of ``paths`` the CSV lists (judged or not)."""
+        if not self.by_path:
+            return 0
+        return sum(os.path.realpath(p) in self.by_path for p in paths)
+
+    def for_array(self, base: int, count: int) -> list[str | None]:
+        known = self.by_index[base : base + count]
+        return [*known, *[None] * (count - len(known))]
+
+
+@dataclass
+class Counts:
+    """What a chunk (or a run) came to."""
+
+    classified: int = 0
+    failed: int = 0
+    listed: int = 0  # inputs (classified or failed) that --labels lists
+    judged: int = 0  # classified images with a known true class
+    right: int = 0
+
+    def add(self, other: Counts) -> None:
+        self.classified += other.classified
+        self.failed += other.failed
+        self.listed += other.listed
+        self.judged += other.judged
+        self.right += other.right
+
+
+@dataclass(frozen=True)
+class Job:
+    """The settings every chunk of a run is finished with."""
+
+    preparation: Preparation
+    rows: RowFormat | None = None  # render rows in this format; None: keep probabilities
+    truth: Truth | None = None
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A chunk decoded and prepared, before the engine."""
+
+    names: list[str]  # the images that decoded, in order
+    images: np.ndarray  # (len(names), 28, 28)
+    failures: list[Failure]  # the chunk's discovery problems, then its unreadable files
+    base: int | None = None  # array chunks: the first image's index among array images
+
+
+@dataclass(frozen=True)
+class Done:
+    """A finished chunk."""
+
+    names: list[str]  # the images classified, in order
+    probabilities: np.ndarray | None  # (len(names), 10), unless the rows were rendered
+    failures: list[Failure]
+    text: str  # the rendered rows ("" when not rendering)
+    counts: Counts
+
+
+def decode(chunk: Chunk, preparation: Preparation) -> Decoded:
+    """Read, decode and prepare a chunk's images; an unreadable file costs only itself."""
+    if isinstance(chunk, PathChunk):
+        decoded = decode_chunk(chunk.paths, preparation)
+        names, failures = decoded.split(chunk.paths)
+        return Decoded(names, decoded.images, chunk.problems + failures)
+    images = chunk.images()
+    invert = preparation.invert
+    if invert != "never" and len(images):
+        flip = light_borders(images) if invert == "auto" else np.ones(len(images), bool)
+        if flip.any():
+            images = images.copy()
+            images[flip] = (255 if images.dtype == np.uint8 else 1.0) - images[flip]
+    return Decoded(chunk.names(), images, [], chunk.base)
+
+
+def finish(job: Job, engine: Engine, decoded: Decoded) -> Done:
+    """Run the engine on a decoded chunk; render and judge its rows if the job says so."""
+    return conclude(job, decoded, engine.predict_pixels(decoded.images))
+
+
+def conclude(job: Job, decoded: Decoded, probabilities: np.ndarray) -> Done:
+    """A decoded chunk's probabilities as a finished chunk: its rows rendered and judged
+    if the job says so (the Ray engine's driver calls this on the cluster's results)."""
+    counts = Counts(classified=len(decoded.names), failed=len(decoded.failures))
+    if job.rows is None:
+        return Done(decoded.names, probabilities, decoded.failures, "", counts)
+    truths: list[str | None] | None = None
+    if job.truth is not None:
+        if decoded.base is None:
+            truths = job.truth.for_paths(decoded.names)
+            counts.listed = job.truth.listed(decoded.names) + job.truth.listed(
+                [f.path for f in decoded.failures]
+            )
+        else:
+            truths = job.truth.for_array(decoded.base, len(decoded.names))
+            counts.listed = sum(t is not None for t in truths)
+        names = job.rows.class_names
+        for label, truth in zip(probabilities.argmax(axis=1).tolist(), truths, strict=True):
+            if truth is not None:
+                counts.judged += 1
+                counts.right += names[label] == truth
+    text = job.rows.render(decoded.names, probabilities, truths)
+    return Done(decoded.names, None, decoded.failures, text, counts)
