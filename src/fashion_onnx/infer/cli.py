@@ -24,6 +24,8 @@ import typer
 from fashion_onnx.cli_common import (
     EXIT_INPUT_FAILED,
     EXIT_OK,
+    Command,
+    VersionOption,
     fail,
     run_reporting_errors,
     run_then_exit_at_once,
@@ -51,10 +53,12 @@ def _choice(value: str, choices: tuple[str, ...], option: str) -> str:
 
 
 @app.command(
+    cls=Command,  # usage errors as one error: line, --version
     help="Classify image files with the ONNX model (torch-free).\n\n"
     "Directories are walked recursively in the order the filesystem lists them; rows are "
     "written as results arrive, in that order.\n\n"
-    "With --engine ray the same job runs on a Ray cluster (pip install 'fashion-onnx[ray]').\n\n"
+    "With --engine ray the same job runs on a Ray cluster "
+    "(pip install 'fashion-onnx[ray,cpu]').\n\n"
     "Exit status: 0 every input was classified; 1 some inputs failed (each named on "
     "stderr), the rest were classified; 2 usage or configuration error (no inputs found, "
     "missing or incompatible model, unusable device or cluster)."
@@ -162,6 +166,7 @@ def infer_command(
         ),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    version: VersionOption = False,
 ) -> None:
     _choice(device, DEVICES, "--device")
     _choice(invert, INVERT_CHOICES, "--invert")
