@@ -101,5 +101,7 @@ def test_a_missing_checkpoint_gets_a_clear_error(tmp_path: Path) -> None:
 def test_an_onnx_file_given_as_a_checkpoint_is_named_and_refused(tmp_path: Path) -> None:
     path = tmp_path / "model.pth"
     path.write_bytes(default_model_path().read_bytes())
-    with pytest.raises(CheckpointError, match=f"{path}: not a readable PyTorch checkpoint"):
+    with pytest.raises(
+        CheckpointError, match=f"{path}: this is an ONNX model, not a PyTorch checkpoint"
+    ):
         load_model(path)

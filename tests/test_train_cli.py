@@ -90,3 +90,91 @@ def test_auto_with_a_gpu_torch_cannot_use_warns_once_and_trains_on_the_cpu(
         f"{loop.torch_cuda_problem()}"
     ]
     assert "on cpu" in result.output
+
+
+def train_process(*args: str, cwd: Path, env: dict[str, str] | None = None):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "fashion_onnx.train", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize("existing", ["model.pth", "model.json"])
+def test_dry_run_does_not_replace_a_model_without_force(tmp_path: Path, existing: str) -> None:
+    """A smoke test must not destroy a trained model: the defaults are ./model.pth and
+    ./model.json, and either one existing stops the command before anything is done."""
+    (tmp_path / existing).write_bytes(b"a model from a 20-minute run")
+    result = train_process("--dry-run", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        f"error: {existing} already exists; pass --force to replace, or -o another path"
+    ]
+    assert [p.name for p in tmp_path.iterdir()] == [existing]
+    assert (tmp_path / existing).read_bytes() == b"a model from a 20-minute run"
+
+
+def test_force_replaces_an_existing_model(tmp_path: Path, fashion_data) -> None:
+    out = tmp_path / "m.pth"
+    out.write_bytes(b"old")
+    out.with_suffix(".json").write_text("{}")
+    result = runner.invoke(app, ["--dry-run", "-o", str(out), "--force"])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:2] == b"PK"  # torch.save's zip
+    assert json.loads(out.with_suffix(".json").read_text())["config"]["max_steps"] == 2
+
+
+def test_a_data_dir_whose_parent_is_missing_is_refused(tmp_path: Path) -> None:
+    result = train_process(
+        "--dry-run", "--data-dir", str(tmp_path / "typo" / "data"), "--no-download", cwd=tmp_path
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        f"error: --data-dir {tmp_path / 'typo' / 'data'}: neither it nor its parent "
+        f"{tmp_path / 'typo'} exists; create it first, or check the path"
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_new_data_dir_is_announced_and_left_empty_on_failure(tmp_path: Path) -> None:
+    """No data anywhere (Debian's copy pointed elsewhere, no download): the new data dir is
+    announced, the error says no internet is involved, and no empty raw/ is left behind."""
+    data = tmp_path / "data"
+    result = train_process(
+        "--dry-run",
+        "--data-dir",
+        str(data),
+        "--no-download",
+        cwd=tmp_path,
+        env={"FASHION_ONNX_DEBIAN_DIR": str(tmp_path / "no-debian")},
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0] == f"--data-dir {data} does not exist: creating it for FashionMNIST"
+    assert lines[1].startswith("error: FashionMNIST not found")
+    assert "--no-download" in result.stderr
+    assert "internet" not in result.stderr and "download failed" not in result.stderr
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "no data dir, no raw/, no model"
+
+
+def test_help_says_a_shared_default_once() -> None:
+    result = runner.invoke(app, ["--help"])
+    text = " ".join(result.output.split())
+    assert "[default: 20, both recipes]" in text  # --epochs
+    assert "[default: 512 for the MLP, 128 for the CNN]" in text  # --batch-size
+    assert "20 for the MLP, 20 for the CNN" not in text
+
+
+def test_summary_names_the_mult_adds_unit() -> None:
+    result = runner.invoke(app, ["--summary"])
+    assert result.exit_code == 0, result.output
+    assert "Total mult-adds (M): 0.67" in result.output
+    assert "Units." not in result.output

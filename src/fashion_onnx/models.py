@@ -177,10 +177,15 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor
     if not data:
         raise CheckpointError(f"{path}: the file is empty (0 bytes), not a checkpoint")
     if not (data.startswith(b"PK\x03\x04") or data.startswith(b"\x80")):
-        kind = " (it looks like an ONNX model)" if data.startswith(b"\x08") else ""
+        if data.startswith(b"\x08"):  # protobuf field 1, varint: an ONNX ModelProto
+            raise CheckpointError(
+                f"{path}: this is an ONNX model, not a PyTorch checkpoint: it is already "
+                "exported (fashion-infer --model takes it); fashion-export takes the .pth "
+                "that fashion-train writes"
+            )
         raise CheckpointError(
             f"{path}: not a readable PyTorch checkpoint: neither torch.save's zip format "
-            f"nor a pickle{kind}"
+            "nor a pickle"
         )
     try:
         obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)

@@ -32,6 +32,7 @@ from fashion_onnx.export.graph import export_graph, finalize, metadata
 from fashion_onnx.export.variants import (
     PRECISIONS,
     VariantReport,
+    choose_int8,
     compare_with_fp32,
     throughputs,
     variant_path,
@@ -48,7 +49,13 @@ from fashion_onnx.export.verify import (
 )
 from fashion_onnx.fashion_mnist import load_split
 from fashion_onnx.fileio import atomic_paths
-from fashion_onnx.models import DESCRIPTIONS, architecture_name, fold_batchnorm, load_model
+from fashion_onnx.models import (
+    DESCRIPTIONS,
+    architecture_name,
+    fold_batchnorm,
+    load_model,
+    load_state_dict_file,
+)
 
 RANDOM_IMAGES = 1000  # inputs used when the real test set is not available
 
@@ -173,6 +180,9 @@ def export_onnx(
     if max_drop_points is not None and max_drop_points < 0:
         raise InvalidArgumentError(f"max_drop_points must be >= 0, got {max_drop_points}")
     if out.resolve() == checkpoint.resolve():
+        # An ONNX file given as the input (``fashion-export model.onnx``) lands here, as its
+        # default output is itself: say what it is rather than what the output would be.
+        load_state_dict_file(checkpoint)
         raise InvalidArgumentError(f"output {out} is the input checkpoint; choose another path")
     dests = [out, *(variant_path(out, p) for p in precisions)]
     for dest in dests:
@@ -342,8 +352,9 @@ def _best_int8(
             delta = scores[method].accuracy_delta_points
             return 0.0 if delta is None else -delta
 
-        within = [m for m in methods if drop(m) <= max_drop_points]
-        best = max(within, key=lambda m: speed[m]) if within else min(methods, key=drop)
+        best, within = choose_int8(
+            {m: drop(m) for m in methods}, {m: speed[m] for m in methods}, max_drop_points
+        )
         candidates: list[dict[str, object]] = [
             {
                 "method": m,

@@ -11,8 +11,14 @@ def _pct(value: float | None) -> str:
     return "n/a (no labels)" if value is None else f"{100 * value:.2f}%"
 
 
+def report_title(report: ExportReport) -> str:
+    """``Exported model.onnx``: printed as its own line (a table title is padded with
+    spaces to the table's width)."""
+    return f"Exported {report.path}"
+
+
 def report_table(report: ExportReport) -> Table:
-    table = Table(title=f"Exported {report.path}", show_header=False, title_justify="left")
+    table = Table(show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value")
     table.add_row("architecture", report.architecture)

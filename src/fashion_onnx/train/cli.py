@@ -1,14 +1,28 @@
 """``fashion-train``: train the MLP or the CNN on real FashionMNIST; save a state_dict,
-metrics and plots."""
+metrics and plots.
+
+Exit status: 0 trained and saved; 2 usage or configuration error (bad option, missing
+data, an existing model without --force, the [train] extra missing, unusable device).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from fashion_onnx.cli_common import DataDirOption, run_reporting_errors, warnings_as_lines
+from fashion_onnx.cli_common import (
+    Command,
+    DataDirOption,
+    ForceOption,
+    VersionOption,
+    announce_data_dir,
+    refuse_to_replace,
+    run_reporting_errors,
+    train_extra_needed,
+    warnings_as_lines,
+)
 from fashion_onnx.train.config import ARCHS, RECIPES
 
 MLP, CNN = RECIPES["mlp"], RECIPES["cnn"]
@@ -17,16 +31,26 @@ app = typer.Typer(add_completion=False, help=__doc__, rich_markup_mode=None)
 
 
 def _both(field: str) -> str:
-    return f"[default: {getattr(MLP, field)} for the MLP, {getattr(CNN, field)} for the CNN]"
+    """The default of a recipe setting, said once when both recipes agree."""
+    mlp, cnn = getattr(MLP, field), getattr(CNN, field)
+    if mlp == cnn:
+        return f"[default: {mlp}, both recipes]"
+    return f"[default: {mlp} for the MLP, {cnn} for the CNN]"
 
 
 @app.command(
+    cls=Command,
     help="Train on real FashionMNIST: the card's MLP (--arch mlp, the default) or a small "
     f"CNN (--arch cnn). MLP recipe: AdamW (weight decay {MLP.weight_decay}), one-cycle LR, "
     f"dropout {MLP.dropout}, label smoothing {MLP.label_smoothing}. CNN recipe: SGD with "
     f"Nesterov momentum (weight decay {CNN.weight_decay}), one-cycle LR, dropout "
     f"{CNN.dropout}, label smoothing {CNN.label_smoothing}, random 2-pixel shifts and "
-    "flips, bfloat16 where the CPU has it."
+    "flips, bfloat16 where the CPU has it.\n\n"
+    "An existing model (the .pth or its .json) is not replaced without --force, "
+    "--dry-run included.\n\n"
+    "Exit status: 0 trained and saved; 2 usage or configuration error (bad option, "
+    "missing data, an existing model without --force, the [train] extra not installed, "
+    "unusable device).",
 )
 def train_command(
     arch: Annotated[str, typer.Option(help="mlp (the card's model) or cnn.")] = "mlp",
@@ -56,7 +80,13 @@ def train_command(
         bool, typer.Option(help="Try torchvision's download if no local copy is found.")
     ] = True,
     output: Annotated[
-        Path, typer.Option("--output", "-o", dir_okay=False, help="Where to write the state_dict.")
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            dir_okay=False,
+            help="Where to write the state_dict; the metrics go beside it (.json).",
+        ),
     ] = Path("model.pth"),
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = MLP.device,
     plots: Annotated[
@@ -67,20 +97,31 @@ def train_command(
         bool, typer.Option("--summary", help="Print the layer table and exit.")
     ] = False,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Train for 2 steps only (smoke test).")
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Train for 2 steps only (smoke test); still writes -o, so not over a "
+            "model without --force.",
+        ),
     ] = False,
+    force: ForceOption = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    version: VersionOption = False,
 ) -> None:
-    from fashion_onnx.train import run
-
     if arch not in ARCHS:
         raise typer.BadParameter(f"{arch!r} is not one of {', '.join(ARCHS)}", param_hint="--arch")
     if summary:
-        typer.echo(run_reporting_errors(lambda: run.summary_table(arch), debug=debug))
+        typer.echo(run_reporting_errors(lambda: _summary(arch), debug=debug))
         return
+    if not output.is_dir():  # a directory: the driver names it
+        # The metrics file beside it is run.metrics_path(output); the rule is kept here
+        # so that the refusal comes at once, before torch is imported.
+        metrics = output.with_suffix(".json")
+        run_reporting_errors(lambda: refuse_to_replace([output, metrics], force=force))
+    announce_data_dir(data_dir)
     with warnings_as_lines():  # e.g. a GPU that torch cannot use: one line
         run_reporting_errors(
-            lambda: run.train_and_save(
+            lambda: _train(
                 arch=arch,
                 epochs=epochs,
                 batch_size=batch_size,
@@ -95,6 +136,20 @@ def train_command(
             ),
             debug=debug,
         )
+
+
+def _summary(arch: str) -> str:
+    with train_extra_needed("fashion-train"):
+        from fashion_onnx.train import run
+
+        return run.summary_table(arch)
+
+
+def _train(**settings: Any) -> object:
+    with train_extra_needed("fashion-train"):
+        from fashion_onnx.train import run
+
+        return run.train_and_save(**settings)
 
 
 def main() -> None:

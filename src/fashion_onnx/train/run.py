@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import platform
+import re
 from pathlib import Path
 
 import torch
@@ -27,6 +28,7 @@ from fashion_onnx.train.loop import EpochMetrics, TrainResult, train
 def summary_table(arch: str = "mlp") -> str:
     """The torchinfo layer table (output shapes and parameter counts) for one image."""
     from torchinfo import summary
+    from torchinfo.enums import Units
 
     stats = summary(
         build_model(arch),
@@ -34,7 +36,9 @@ def summary_table(arch: str = "mlp") -> str:
         col_names=("input_size", "output_size", "num_params"),
         verbose=0,
     )
-    return str(stats)
+    # torchinfo formats its unit enum with str() ("Units.MEGABYTES"), which Python 3.11
+    # changed: print the unit's own letter ("M"), as torchinfo meant to.
+    return re.sub(r"\bUnits\.(\w+)", lambda m: str(Units[m.group(1)].value), str(stats))
 
 
 def metrics_path(checkpoint: Path) -> Path:
@@ -77,6 +81,12 @@ def train_and_save(
     plots: Path | None,
     max_steps: int | None,
 ) -> TrainResult:
+    """Train one recipe with a progress bar, save the checkpoint and its metrics, plot.
+
+    Raises:
+        InvalidArgumentError: a bad setting, or an output that is a directory.
+        DataNotFoundError: FashionMNIST could not be found, unpacked or downloaded.
+    """
     console = Console(stderr=True)
     config = recipe(
         arch,
