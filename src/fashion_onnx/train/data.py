@@ -9,6 +9,7 @@ Order of search, first hit wins:
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import socket
 from dataclasses import dataclass
@@ -61,17 +62,29 @@ def _unpack_debian(data_dir: Path, debian_dir: Path) -> bool:
     return True
 
 
-def _download(data_dir: Path) -> bool:
+def _download(data_dir: Path) -> str | None:
+    """torchvision's download into ``data_dir``; None when it worked, else why not, in
+    one line: the exception's first line and, when it has more (torchvision lists each
+    mirror tried, then its error), its last."""
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     try:
         FashionMNIST(str(data_dir), train=True, download=True)
         FashionMNIST(str(data_dir), train=False, download=True)
-    except (RuntimeError, OSError):
-        return False
+    except (RuntimeError, OSError) as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        if not lines:
+            return type(exc).__name__
+        return lines[0] if len(lines) == 1 else f"{lines[0].rstrip(':')}: {lines[-1]}"
     finally:
         socket.setdefaulttimeout(old)
-    return _have_raw(data_dir)
+    return None if _have_raw(data_dir) else "the downloaded files are incomplete"
+
+
+def _missing_dirs(data_dir: Path) -> list[Path]:
+    """The folders of ``DATA_DIR/FashionMNIST/raw`` that do not exist yet, deepest first."""
+    chain = [raw_dir(data_dir), raw_dir(data_dir).parent, data_dir]
+    return [d for d in chain if not d.exists()]
 
 
 def ensure_raw_files(
@@ -79,28 +92,52 @@ def ensure_raw_files(
 ) -> tuple[Path, str]:
     """Make sure torchvision's raw files exist under ``data_dir``.
 
+    Folders it creates for them are removed again if it fails while they are empty.
+
     Returns:
         (data_dir, source) with source one of "data-dir", "debian", "download".
 
     Raises:
-        DataNotFoundError: none of the three ways worked; the message names all three.
+        DataNotFoundError: none of the three ways worked; the message names the ways
+            (the download's only when ``download`` is on) and why the download failed.
     """
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
     debian_dir = Path(debian_dir) if debian_dir is not None else default_debian_dir()
     if _have_raw(data_dir):
         return data_dir, "data-dir"
-    if _unpack_debian(data_dir, debian_dir):
-        return data_dir, "debian"
-    if download and _download(data_dir):
-        return data_dir, "download"
-    raise DataNotFoundError(
-        f"FashionMNIST not found. Looked in {raw_dir(data_dir)} and {debian_dir}"
-        f"{', and the download failed' if download else ' (download disabled)'}.\n"
-        "Get it one of three ways:\n"
-        "  apt-get install dataset-fashion-mnist      # Debian's package, used automatically\n"
-        "  fashion-train --data-dir DIR               # DIR/FashionMNIST/raw holds the IDX files\n"
-        "  # or: an internet connection for torchvision's download"
+    created = _missing_dirs(data_dir)
+    try:
+        if _unpack_debian(data_dir, debian_dir):
+            return data_dir, "debian"
+        failure = _download(data_dir) if download else None
+        if download and failure is None:
+            return data_dir, "download"
+    except BaseException:
+        _remove_if_empty(created)
+        raise
+    _remove_if_empty(created)
+    local_ways = (
+        "  apt-get install dataset-fashion-mnist  # Debian's package, used automatically\n"
+        "  fashion-train --data-dir DIR           # DIR/FashionMNIST/raw holds the IDX files"
     )
+    if download:
+        looked = f", and torchvision's download failed: {failure}"
+        ways = (
+            f"Get it one of three ways:\n{local_ways}\n"
+            "  # or: an internet connection for torchvision's download"
+        )
+    else:
+        looked = " (no download: --no-download)"
+        ways = f"Get it one of two ways:\n{local_ways}"
+    raise DataNotFoundError(
+        f"FashionMNIST not found. Looked in {raw_dir(data_dir)} and {debian_dir}{looked}.\n{ways}"
+    )
+
+
+def _remove_if_empty(folders: list[Path]) -> None:
+    for folder in folders:  # deepest first
+        with contextlib.suppress(OSError):  # not empty, or already gone: leave it
+            folder.rmdir()
 
 
 def load_fashion_mnist(
