@@ -71,7 +71,13 @@ def test_cnn_int8_stays_within_half_a_point_and_reports_its_choice(cnn_exported)
     assert int8.accuracy_delta_points >= -0.5
     assert int8.method in ("dynamic", "static")
     assert {c["method"] for c in int8.candidates} == {"dynamic", "static"}
-    assert int8.choice.startswith(int8.method)
+    # The kept method is the faster (at batch 64) of those within the bound, by the
+    # report's own figures: keeping the slower one fails here.
+    speedup = {c["method"]: c["speedup_batch64"] for c in int8.candidates}
+    drop = {c["method"]: -c["accuracy_delta_points"] for c in int8.candidates}
+    within = [m for m in speedup if drop[m] <= 0.5]
+    assert int8.method == max(within, key=speedup.__getitem__)
+    assert int8.choice.startswith(f"{int8.method}: the faster within 0.5 points")
     assert by_precision["fp16"].accuracy_delta_points >= -0.1
 
 

@@ -280,3 +280,107 @@ def test_without_labels_the_drop_is_not_checked_and_it_says_so(
     (variant,) = report.variants
     assert variant.accuracy is None and variant.accuracy_delta_points is None
     assert variant.argmax_agreement > 0.9
+
+
+# -- the int8 choice: the faster within the bound ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("drops", "speeds", "expected"),
+    [
+        ({"dynamic": 0.05, "static": 0.06}, {"dynamic": 4.47, "static": 4.33}, ("dynamic", True)),
+        ({"dynamic": 0.05, "static": 0.06}, {"dynamic": 0.15, "static": 1.75}, ("static", True)),
+        ({"dynamic": 0.40, "static": 0.10}, {"dynamic": 9.00, "static": 1.00}, ("static", True)),
+        ({"dynamic": 0.90, "static": 0.50}, {"dynamic": 9.00, "static": 1.00}, ("static", False)),
+        ({"dynamic": 0.0}, {"dynamic": 2.0}, ("dynamic", True)),
+    ],
+)
+def test_choose_int8_keeps_the_faster_within_the_bound(
+    drops: dict[str, float], speeds: dict[str, float], expected: tuple[str, bool]
+) -> None:
+    from fashion_onnx.export.variants import choose_int8
+
+    assert choose_int8(drops, speeds, max_drop_points=0.3) == expected
+
+
+@pytest.mark.parametrize("faster", ["dynamic", "static"])
+def test_the_export_keeps_the_int8_method_measured_faster(
+    tmp_path: Path, trained_checkpoint, monkeypatch, faster: str
+) -> None:
+    """The timings are given (the real ones are a hair apart for the MLP): whichever is
+    faster is the file written, and the report says so."""
+    real = export_api.throughputs
+
+    def timed(paths, images):
+        speed = real(paths, images[:64], rounds=1)
+        return {**speed, "dynamic": 1.0, "static": 1.0, faster: 2.0}
+
+    monkeypatch.setattr(export_api, "throughputs", timed)
+    report = export_onnx(
+        trained_checkpoint, tmp_path / "m.onnx", precisions=("int8",), max_drop_points=100
+    )
+    (int8,) = report.variants
+    assert int8.method == faster
+    assert int8.choice.startswith(f"{faster}: the faster within 100 points")
+    ops = {n.op_type for n in onnx.load(int8.path).graph.node}
+    # dynamic quantization leaves DynamicQuantizeLinear; static QDQ has none
+    assert ("DynamicQuantizeLinear" in ops) == (faster == "dynamic"), ops
+
+
+# -- what the command refuses, and what it prints ------------------------------------
+
+
+def test_cli_does_not_replace_an_onnx_file_without_force(
+    tmp_path: Path, trained_checkpoint
+) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "m.onnx"
+    out.write_bytes(b"a verified model")
+    command = [sys.executable, "-m", "fashion_onnx.export", str(trained_checkpoint), "-o", str(out)]
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.splitlines() == [
+        f"error: {out} already exists; pass --force to replace, or -o another path"
+    ]
+    assert out.read_bytes() == b"a verified model"
+    forced = subprocess.run([*command, "--force"], capture_output=True, text=True, timeout=300)
+    assert forced.returncode == 0, forced.stderr
+    assert onnx.load(str(out)).graph.input[0].name == "input"
+
+
+def test_cli_does_not_replace_a_variant_without_force(tmp_path: Path, trained_checkpoint) -> None:
+    (tmp_path / "m.fp16.onnx").write_bytes(b"an older fp16 copy")
+    result = runner.invoke(
+        app, [str(trained_checkpoint), "-o", str(tmp_path / "m.onnx"), "--fp16", "--int8"]
+    )
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"error: {tmp_path / 'm.fp16.onnx'} already exists; pass --force to replace, "
+        "or -o another path"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.fp16.onnx"]
+
+
+def test_cli_an_onnx_model_as_input_is_named_as_such(tmp_path: Path) -> None:
+    from fashion_onnx.infer.contract import default_model_path
+
+    model = tmp_path / "model.onnx"
+    model.write_bytes(default_model_path().read_bytes())
+    for args in ([str(model)], [str(model), "-o", str(tmp_path / "x.onnx")]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2
+        assert result.stderr.splitlines() == [
+            f"error: {model}: this is an ONNX model, not a PyTorch checkpoint: it is already "
+            "exported (fashion-infer --model takes it); fashion-export takes the .pth that "
+            "fashion-train writes"
+        ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
+
+
+def test_cli_report_title_is_not_padded(tmp_path: Path, trained_checkpoint) -> None:
+    out = tmp_path / "m.onnx"
+    result = runner.invoke(app, [str(trained_checkpoint), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == f"Exported {out}"

@@ -124,6 +124,26 @@ def _stamp(path: Path, precision: str) -> None:
     onnx.save(model, str(path))
 
 
+def choose_int8(
+    drops: dict[str, float], speeds: dict[str, float], max_drop_points: float
+) -> tuple[str, bool]:
+    """Which int8 method to keep: the fastest of those that lose at most
+    ``max_drop_points``; when none does, the one that loses least.
+
+    Args:
+        drops: test-accuracy loss of each method, in points (0 when unmeasured).
+        speeds: images/s of each method at batch 64.
+        max_drop_points: the accuracy bound.
+
+    Returns:
+        (the method, whether it is within the bound).
+    """
+    within = [m for m in drops if drops[m] <= max_drop_points]
+    if within:
+        return max(within, key=lambda m: speeds[m]), True
+    return min(drops, key=lambda m: drops[m]), False
+
+
 def compare_with_fp32(
     variant: Path,
     precision: str,
