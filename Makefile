@@ -15,7 +15,7 @@ ONE_RUNTIME = $1/bin/python -c "import importlib.metadata as m, sys; \
 	found = [d for d in ('onnxruntime', 'onnxruntime-gpu') if any(True for _ in m.distributions(name=d))]; \
 	print('ONNX Runtime in $1:', found); sys.exit(len(found) != 1)"
 
-.PHONY: demo test test-fast test-light lint data browser js model model-mlp model-cnn bench web clean
+.PHONY: demo test test-fast test-light lint data browser js model model-mlp model-cnn model-plots bench web clean
 
 $(BASE_VENV)/.installed: $(SOURCES)
 	$(PYTHON) -m venv $(BASE_VENV)
@@ -90,13 +90,18 @@ test-light: $(LIGHT_VENV)/.installed data browser js
 
 # Rebuild the embedded model from scratch: train with the default recipe (seed 0),
 # then export and verify it into the package.
+# They replace the committed files on purpose, hence --force.
 model: model-mlp model-cnn
 model-mlp: $(VENV)/.installed data
-	$(VENV)/bin/fashion-train --seed 0 -o models/fashion_mlp.pth --plots models/plots
-	$(VENV)/bin/fashion-export models/fashion_mlp.pth -o src/fashion_onnx/assets/fashion_mlp.onnx --json > models/fashion_mlp.export.json
+	$(VENV)/bin/fashion-train --seed 0 -o models/fashion_mlp.pth --plots models/plots --force
+	$(VENV)/bin/fashion-export models/fashion_mlp.pth -o src/fashion_onnx/assets/fashion_mlp.onnx --force --json > models/fashion_mlp.export.json
 model-cnn: $(VENV)/.installed data
-	$(VENV)/bin/fashion-train --arch cnn --seed 0 -o models/fashion_cnn.pth --plots models/plots-cnn
-	$(VENV)/bin/fashion-export models/fashion_cnn.pth -o src/fashion_onnx/assets/fashion_cnn.onnx --json > models/fashion_cnn.export.json
+	$(VENV)/bin/fashion-train --arch cnn --seed 0 -o models/fashion_cnn.pth --plots models/plots-cnn --force
+	$(VENV)/bin/fashion-export models/fashion_cnn.pth -o src/fashion_onnx/assets/fashion_cnn.onnx --force --json > models/fashion_cnn.export.json
+# Redraw the committed plots with today's code from the committed runs, without training.
+model-plots: $(VENV)/.installed data
+	$(VENV)/bin/python scripts/replot.py models/fashion_mlp.pth models/plots
+	$(VENV)/bin/python scripts/replot.py models/fashion_cnn.pth models/plots-cnn
 
 bench: $(VENV)/.installed data
 	$(VENV)/bin/python -m bench

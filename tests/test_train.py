@@ -2,6 +2,8 @@ import pytest
 
 pytest.importorskip("torch", reason="needs the [train] extra")
 
+from pathlib import Path
+
 import torch
 
 from fashion_onnx.errors import FashionOnnxError
@@ -62,3 +64,38 @@ def test_folding_the_normalisation_keeps_the_function() -> None:
 def test_bad_config_is_refused_with_the_value(field: str, value: object) -> None:
     with pytest.raises(FashionOnnxError, match=f"{field} must"):
         TrainConfig(**{field: value})
+
+
+def test_a_one_epoch_curve_has_whole_epoch_ticks_and_markers() -> None:
+    from fashion_onnx.train.loop import EpochMetrics, TrainResult
+    from fashion_onnx.train.plots import curves_figure
+
+    result = TrainResult(
+        model=torch.nn.Identity(),
+        config=TrainConfig(epochs=1),
+        device="cpu",
+        epochs=[EpochMetrics(epoch=1, train_loss=0.8, test_loss=0.6, test_accuracy=0.8, seconds=2)],
+    )
+    fig = curves_figure(result)
+    accuracy_axes = fig.axes[1]
+    low, high = accuracy_axes.get_xlim()
+    ticks = [t for t in accuracy_axes.get_xticks() if low <= t <= high]
+    assert ticks == [1.0], ticks  # not 0.945 ... 1.050
+    for axes in fig.axes:
+        assert all(line.get_marker() == "o" for line in axes.get_lines())
+
+
+def test_replot_draws_the_committed_runs_plots_without_training(tmp_path: Path) -> None:
+    from fashion_onnx.train.plots import replot, result_from_record
+
+    checkpoint = Path(__file__).resolve().parent.parent / "models" / "fashion_mlp.pth"
+    result = result_from_record(checkpoint)
+    assert len(result.epochs) == result.config.epochs == 20
+    assert result.test_accuracy == 0.9037
+    paths = replot(checkpoint, tmp_path)
+    assert sorted(p.name for p in paths) == [
+        "class_accuracy.png",
+        "test_samples.png",
+        "training_curves.png",
+    ]
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)

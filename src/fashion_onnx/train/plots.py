@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
 import matplotlib
@@ -15,9 +17,12 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from fashion_onnx.constants import CLASS_NAMES
+from fashion_onnx.errors import InvalidArgumentError
 from fashion_onnx.fileio import atomic_path
-from fashion_onnx.train.data import FashionData, to_input
-from fashion_onnx.train.loop import TrainResult
+from fashion_onnx.models import load_model
+from fashion_onnx.train.config import TrainConfig
+from fashion_onnx.train.data import FashionData, load_fashion_mnist, to_input
+from fashion_onnx.train.loop import EpochMetrics, TrainResult
 
 CURVES_PNG = "training_curves.png"
 CLASS_BARS_PNG = "class_accuracy.png"
@@ -33,6 +38,13 @@ def _save(fig: Figure, path: Path) -> Path:
 
 def plot_curves(result: TrainResult, path: Path) -> Path:
     """Loss (train and test) above test accuracy, per epoch: ``subplots(2, 1)``."""
+    return _save(curves_figure(result), path)
+
+
+def curves_figure(result: TrainResult) -> Figure:
+    """The training curves' figure. Epochs are whole numbers on the axis, half an epoch
+    of margin each side, so a one-epoch run shows its points at epoch 1 (not a lone dot
+    among ticks from 0.945 to 1.050)."""
     epochs = [e.epoch for e in result.epochs]
     fig, axs = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
     axs[0].plot(
@@ -49,10 +61,11 @@ def plot_curves(result: TrainResult, path: Path) -> Path:
     axs[1].plot(epochs, [100 * e.test_accuracy for e in result.epochs], marker="o", color="C2")
     axs[1].set_ylabel("test accuracy (%)")
     axs[1].set_xlabel("epoch")
-    axs[1].xaxis.set_major_locator(MaxNLocator(integer=True))
+    axs[1].set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
+    axs[1].xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     axs[1].grid(True)
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
 
 
 def plot_class_accuracy(result: TrainResult, path: Path) -> Path:
@@ -96,6 +109,50 @@ def plot_samples(result: TrainResult, data: FashionData, path: Path, seed: int =
         ax.imshow(data.test_images[idx].numpy(), cmap="gray")
     fig.tight_layout()
     return _save(fig, path)
+
+
+def result_from_record(checkpoint: Path) -> TrainResult:
+    """A finished run, rebuilt without training: the weights from ``checkpoint``, the
+    config and per-epoch metrics from the metrics JSON that fashion-train wrote beside it.
+
+    Raises:
+        CheckpointError: the checkpoint is unreadable or not this package's model.
+        InvalidArgumentError: the metrics JSON is missing or not fashion-train's.
+    """
+    record_path = checkpoint.with_suffix(".json")
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        known = {f.name for f in dataclasses.fields(TrainConfig)}
+        config = TrainConfig(**{k: v for k, v in record["config"].items() if k in known})
+        epochs = [EpochMetrics(**e) for e in record["epochs"]]
+        train_classes, test_classes = record["train_class_accuracy"], record["test_class_accuracy"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InvalidArgumentError(
+            f"{record_path}: not the metrics of a fashion-train run ({exc})"
+        ) from exc
+    return TrainResult(
+        model=load_model(checkpoint),
+        config=config,
+        device=record.get("device", "cpu"),
+        epochs=epochs,
+        train_class_accuracy=train_classes,
+        test_class_accuracy=test_classes,
+        seconds=record.get("seconds", 0.0),
+        bf16=record.get("bf16", False),
+    )
+
+
+def replot(checkpoint: Path, out_dir: Path, data_dir: Path | None = None) -> list[Path]:
+    """Draw a finished run's plots again with this code, without training: the curves
+    and per-class bars from its metrics JSON, the sample grid from its checkpoint's
+    predictions on the real test set (no download).
+
+    Raises:
+        CheckpointError, InvalidArgumentError: see ``result_from_record``.
+        DataNotFoundError: FashionMNIST is not available offline.
+    """
+    result = result_from_record(Path(checkpoint))
+    return write_plots(result, load_fashion_mnist(data_dir, download=False), Path(out_dir))
 
 
 def write_plots(result: TrainResult, data: FashionData, out_dir: Path) -> list[Path]:
