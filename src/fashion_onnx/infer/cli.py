@@ -421,9 +421,9 @@ def write_rows(
     counts = Counts()
     for done in done_chunks:
         report_failures(done.failures)
-        writer.write_rendered(done.text, len(done.names))
+        writer.write_rendered(done.text, done.counts.classified)
         counts.add(done.counts)
-        advance(len(done.names) + len(done.failures))
+        advance(done.counts.classified + done.counts.failed)
     writer.close()
     return counts
 

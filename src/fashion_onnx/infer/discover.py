@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import glob
 import itertools
+import multiprocessing as mp
 import os
+import signal
+import sys
 from collections.abc import Iterable, Iterator
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 
 from fashion_onnx.infer.images import IMAGE_SUFFIXES
 
@@ -134,6 +139,80 @@ def find_image_runs(
                 batch = list(itertools.islice(matches, BATCH))
         else:
             yield [], (arg, "no such file or directory")
+
+
+def _walk_on_request(pipe: Connection) -> None:
+    """The walker process: for each argument received, send runs of at least a batch of
+    paths ("\\0"-joined: one string to pickle, one to split) and every problem, in order,
+    then None. Directories already walked are remembered across arguments."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    seen_dirs: set[tuple[int, int]] = set()
+    while (arg := pipe.recv()) is not None:
+        pending: list[str] = []
+        for paths, problem in find_image_runs([arg], seen_dirs):
+            pending.extend(paths)
+            if problem is not None or len(pending) >= BATCH:
+                pipe.send(("\0".join(pending), problem))
+                pending = []
+        if pending:
+            pipe.send(("\0".join(pending), None))
+        pipe.send(None)
+
+
+class Walker:
+    """``find_image_runs`` for one argument at a time, walked by a child process, so that
+    listing directories costs this process nothing but splitting one string per batch of
+    paths: the main process of ``fashion-infer`` stays off the critical path however many
+    cores its workers have. The child starts with the first directory or glob; files are
+    looked at here. Use as a context manager."""
+
+    def __init__(self) -> None:
+        self._pipe: Connection | None = None
+        self._process: BaseProcess | None = None
+
+    def __enter__(self) -> Walker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._process is None or self._pipe is None:
+            return
+        self._pipe.close()
+        if self._process.is_alive():
+            self._process.terminate()
+        self._process.join()
+        self._process = self._pipe = None
+
+    def runs(self, arg: str) -> Iterator[Run]:
+        """The runs of one argument, in order (see ``find_image_runs``).
+
+        Raises:
+            OSError: the walker process died (it is not expected to).
+        """
+        if not (GLOB_CHARS & set(arg) or os.path.isdir(arg)):
+            yield from find_image_runs([arg])
+            return
+        if self._pipe is None:
+            ctx = mp.get_context("fork" if sys.platform.startswith("linux") else None)
+            self._pipe, child = ctx.Pipe()
+            self._process = ctx.Process(target=_walk_on_request, args=(child,), daemon=True)
+            self._process.start()
+            child.close()
+        pipe = self._pipe
+        pipe.send(arg)
+        finished = False
+        try:
+            while (message := pipe.recv()) is not None:
+                joined, problem = message
+                yield (joined.split("\0") if joined else []), problem
+            finished = True
+        except EOFError:
+            raise OSError("the directory walker process died") from None
+        finally:
+            if not finished:  # abandoned midway: the pipe is out of step, start anew
+                self.close()
 
 
 def find_images(

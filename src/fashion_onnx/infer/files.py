@@ -13,20 +13,17 @@ the one GPU session runs here.
 from __future__ import annotations
 
 import itertools
-import multiprocessing as mp
 import os
-import sys
 import warnings
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from multiprocessing.pool import AsyncResult, Pool
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 import numpy as np
 
 from fashion_onnx.infer.decode import Failure
 from fashion_onnx.infer.engine import Engine
+from fashion_onnx.infer.pool import OrderedPool
 from fashion_onnx.infer.prepare import Preparation
 from fashion_onnx.infer.runtime import CPU
 from fashion_onnx.infer.sources import Chunk, chunks, size_of
@@ -83,29 +80,7 @@ def _decode_in_worker(chunk: Chunk) -> Decoded:
     return decode(chunk, _job.preparation)
 
 
-def _pool(workers: int, job: Job, model: tuple[bytes, str, int] | None) -> Pool:
-    # fork where it is safe and cheapest (Linux): workers start without re-importing.
-    method = "fork" if sys.platform.startswith("linux") else None
-    return mp.get_context(method).Pool(workers, _start_worker, (job, model))
-
-
 # -- scheduling ---------------------------------------------------------------------
-
-R = TypeVar("R")
-
-
-def _in_order(
-    pool: Pool, work: Callable[[Chunk], R], tasks: Iterable[Chunk], window: int
-) -> Iterator[R]:
-    """Run ``work`` on each chunk in ``pool``, at most ``window`` chunks in flight; yield
-    the results in chunk order."""
-    pending: deque[AsyncResult[R]] = deque()
-    for chunk in tasks:
-        pending.append(pool.apply_async(work, (chunk,)))
-        if len(pending) >= window:
-            yield pending.popleft().get()
-    while pending:
-        yield pending.popleft().get()
 
 
 def run_job(
@@ -133,14 +108,13 @@ def run_job(
         for chunk in remaining:
             yield finish(job, engine, decode(chunk, job.preparation))
         return
-    window = IN_FLIGHT_PER_WORKER * workers
     if engine.provider == CPU:
         model = (engine.model_bytes, engine.source, engine.batch_size)
-        with _pool(workers, job, model) as pool:
-            yield from _in_order(pool, _finish_in_worker, remaining, window)
+        with OrderedPool(workers, _finish_in_worker, _start_worker, (job, model)) as pool:
+            yield from pool.map(remaining, IN_FLIGHT_PER_WORKER)
     else:  # one GPU session, here; the workers decode
-        with _pool(workers, job, None) as pool:
-            for decoded in _in_order(pool, _decode_in_worker, remaining, window):
+        with OrderedPool(workers, _decode_in_worker, _start_worker, (job, None)) as decoders:
+            for decoded in decoders.map(remaining, IN_FLIGHT_PER_WORKER):
                 yield finish(job, engine, decoded)
 
 

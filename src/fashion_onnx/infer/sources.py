@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 from fashion_onnx.infer.arrays import ArrayChunk, array_chunks, is_array_file
 from fashion_onnx.infer.decode import Failure
-from fashion_onnx.infer.discover import as_inputs, find_image_runs
+from fashion_onnx.infer.discover import Walker, as_inputs
 
-PATH_CHUNK = 256  # files a chunk: amortises scheduling and engine calls, small enough to balance
+PATH_CHUNK = 512  # files a chunk: amortises scheduling and engine calls, small enough to balance
 ARRAY_CHUNK = 2048  # array images a chunk: no decoding, so larger
 
 
@@ -64,27 +64,26 @@ def chunks(
     Raises:
         ArrayInputError: an array input that cannot be classified (see ``arrays``).
     """
+    base = 0  # array images so far
     paths: list[str] = []
     problems: list[Failure] = []
-    base = 0  # array images so far
-    seen_dirs: set[tuple[int, int]] = set()  # each directory is walked once
-    for item in as_inputs(inputs):
-        arg = os.fspath(item)
-        if is_array_file(arg) and os.path.isfile(arg):
-            if paths or problems:
-                yield PathChunk(paths, problems)
-                paths, problems = [], []
-            for chunk in array_chunks(arg, base, array_chunk):
-                yield chunk
-                base = chunk.base + size_of(chunk)
-            continue
-        for found, problem in find_image_runs([arg], seen_dirs):
-            if problem is not None:
-                problems.append(Failure(*problem))
+    with Walker() as walker:
+        for item in as_inputs(inputs):
+            arg = os.fspath(item)
+            if is_array_file(arg) and os.path.isfile(arg):
+                if paths or problems:
+                    yield PathChunk(paths, problems)
+                    paths, problems = [], []
+                for array_chunk_ in array_chunks(arg, base, array_chunk):
+                    yield array_chunk_
+                    base = array_chunk_.base + size_of(array_chunk_)
                 continue
-            paths.extend(found)
-            while len(paths) >= path_chunk:
-                yield PathChunk(paths[:path_chunk], problems)
-                paths, problems = paths[path_chunk:], []
+            for found, problem in walker.runs(arg):
+                if problem is not None:
+                    problems.append(Failure(*problem))
+                paths.extend(found)
+                while len(paths) >= path_chunk:
+                    yield PathChunk(paths[:path_chunk], problems)
+                    paths, problems = paths[path_chunk:], []
     if paths or problems:
         yield PathChunk(paths, problems)

@@ -87,7 +87,7 @@ class Decoded:
 class Done:
     """A finished chunk."""
 
-    names: list[str]  # the images classified, in order
+    names: list[str]  # the images classified, in order; [] when the rows were rendered
     probabilities: np.ndarray | None  # (len(names), 10), unless the rows were rendered
     failures: list[Failure]
     text: str  # the rendered rows ("" when not rendering)
@@ -137,4 +137,4 @@ def conclude(job: Job, decoded: Decoded, probabilities: np.ndarray) -> Done:
                 counts.judged += 1
                 counts.right += names[label] == truth
     text = job.rows.render(decoded.names, probabilities, truths)
-    return Done(decoded.names, None, decoded.failures, text, counts)
+    return Done([], None, decoded.failures, text, counts)  # the text names them
