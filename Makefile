@@ -31,7 +31,7 @@ demo: $(BASE_VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[train,dev,ray,$(RUNTIME)]'
+	$(VENV)/bin/pip install --quiet -e '.[train,dev,ray,serve,$(RUNTIME)]'
 	$(call ONE_RUNTIME,$(VENV))
 	touch $@
 
@@ -80,7 +80,7 @@ test-fast: $(VENV)/.installed data js
 $(LIGHT_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(LIGHT_VENV)
 	$(LIGHT_VENV)/bin/pip install --quiet --upgrade pip
-	$(LIGHT_VENV)/bin/pip install --quiet -e '.[test,ray,$(RUNTIME)]'
+	$(LIGHT_VENV)/bin/pip install --quiet -e '.[test,ray,serve,$(RUNTIME)]'
 	$(call ONE_RUNTIME,$(LIGHT_VENV))
 	touch $@
 test-light: $(LIGHT_VENV)/.installed data browser js
