@@ -15,7 +15,7 @@ ONE_RUNTIME = $1/bin/python -c "import importlib.metadata as m, sys; \
 	found = [d for d in ('onnxruntime', 'onnxruntime-gpu') if any(True for _ in m.distributions(name=d))]; \
 	print('ONNX Runtime in $1:', found); sys.exit(len(found) != 1)"
 
-.PHONY: demo test test-fast test-light lint data browser js model model-mlp model-cnn model-plots bench web clean
+.PHONY: demo test test-fast test-light lint data browser wrk js model model-mlp model-cnn model-plots bench web clean
 
 $(BASE_VENV)/.installed: $(SOURCES)
 	$(PYTHON) -m venv $(BASE_VENV)
@@ -51,6 +51,15 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	else \
 		echo "Chromium is missing. Run: sudo apt-get install chromium"; exit 2; \
+	fi
+
+# Debian's wrk, the load generator of the bench's Serving section.
+wrk:
+	@if command -v wrk >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; \
+	else \
+		echo "wrk is missing. Run: sudo apt-get install wrk"; exit 2; \
 	fi
 
 # npm packages of the Node example and the web page, from their lock files.
@@ -103,7 +112,7 @@ model-plots: $(VENV)/.installed data
 	$(VENV)/bin/python scripts/replot.py models/fashion_mlp.pth models/plots
 	$(VENV)/bin/python scripts/replot.py models/fashion_cnn.pth models/plots-cnn
 
-bench: $(VENV)/.installed data
+bench: $(VENV)/.installed data wrk
 	$(VENV)/bin/python -m bench
 
 # Serve the page at http://localhost:8000/web/ (the repository root, for the model file).

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -21,12 +22,20 @@ from bench import (
     model_card,
     photos,
     ray_engine,
+    serve,
     streaming,
     training,
 )
 from bench.common import ROOT, WORK, machine_facts
 from bench.inputs import linked_folder, png_folder
-from bench.report import markdown, model_comparison, photo_table, scaling_notes, update_readme
+from bench.report import (
+    markdown,
+    model_comparison,
+    photo_table,
+    scaling_notes,
+    serving_table,
+    update_readme,
+)
 
 CHECKPOINT = ROOT / "models" / "fashion_mlp.pth"
 CNN_CHECKPOINT = ROOT / "models" / "fashion_cnn.pth"
@@ -39,6 +48,7 @@ SECTIONS = (
     "ray",
     "models",
     "photos",
+    "serving",
 )
 
 
@@ -80,6 +90,7 @@ def main() -> None:
         update_readme(ROOT / "README.md", model_comparison(results), "models")
         update_readme(ROOT / "README.md", scaling_notes(results), "scaling")
         update_readme(ROOT / "README.md", photo_table(results), "photos")
+        update_readme(ROOT / "README.md", serving_table(results), "serving")
         return
 
     from fashion_onnx.export import export_onnx
@@ -154,6 +165,12 @@ def main() -> None:
         results["photos"] = photos.run(
             data.test_images.numpy(), data.test_labels.numpy(), args.quick
         )
+    if "serving" in args.only:
+        print("serving: fashion-serve vs a Starlette route, wrk at 64 connections ...", flush=True)
+        if args.quick and shutil.which("wrk") is None:
+            results["serving"] = {"skipped": "wrk is not installed"}
+        else:
+            results["serving"] = serve.run(test_u8[0], 2 if args.quick else serve.DURATION_S)
     results["seconds"] = time.perf_counter() - started
     today = time.strftime("%Y-%m-%d")
     results["measured"] = {section: today for section in args.only}
@@ -164,12 +181,13 @@ def main() -> None:
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     table = markdown(results)
     card = model_comparison(results)
-    (args.out / "results.md").write_text(table + "\n" + card)
+    (args.out / "results.md").write_text(table + "\n" + card + "\n" + serving_table(results))
     if not args.quick and all(section in results for section in SECTIONS):
         update_readme(ROOT / "README.md", table)
         update_readme(ROOT / "README.md", card, "models")
         update_readme(ROOT / "README.md", scaling_notes(results), "scaling")
         update_readme(ROOT / "README.md", photo_table(results), "photos")
+        update_readme(ROOT / "README.md", serving_table(results), "serving")
     print(table)
 
 

@@ -231,6 +231,40 @@ def scaling_notes(r: dict) -> str:
     )
 
 
+def serving_table(r: dict) -> str:
+    """fashion-serve against the Starlette baseline, under wrk, with the issue's targets."""
+    x = r.get("serving")
+    if not x or "runs" not in x:
+        return f"Serving: not measured ({(x or {}).get('skipped', 'no results')}).\n"
+    lines = [
+        f"wrk, {x['connections']} connections, {x['seconds']} s per run, single-image requests; "
+        f"both servers up at once, loaded in turn. {r['machine']['cpu']}, "
+        f"{r['machine']['cpus_usable']} CPUs.",
+        "",
+        "| model | request | fashion-serve | baseline (Starlette, session.run per request) "
+        "| throughput (target >= 1.5x) | p99 (target <= 50 ms) | failed (target 0) "
+        "| RSS growth 10th-30th s (target <= 20 MB) | mean engine batch | met |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key, row in x["runs"].items():
+        model, encoding = key.split("/")
+        ours, base = row["fashion_serve"], row["baseline"]
+        met = (
+            row["vs_baseline"] >= 1.5
+            and ours["p99_ms"] <= 50
+            and ours["failed"] == 0
+            and ours["rss_growth_mb"] <= 20
+        )
+        kind = "multipart PNG" if encoding == "multipart" else "v2 binary"
+        lines.append(
+            f"| {model} | {kind} | {ours['requests_per_s']:,.0f} req/s, p99 {ours['p99_ms']:.0f} ms "
+            f"| {base['requests_per_s']:,.0f} req/s, p99 {base['p99_ms']:.0f} ms "
+            f"| {row['vs_baseline']:.2f}x | {ours['p99_ms']:.1f} ms | {ours['failed']:,} "
+            f"| {ours['rss_growth_mb']:+.1f} MB | {ours['mean_batch']:.1f} | {_yes(met)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def update_readme(readme_path: Path, table: str, marker: str = "bench") -> None:
     """Put ``table`` between the README's ``<!-- marker:start -->`` and ``:end`` markers."""
     start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"

@@ -105,7 +105,7 @@ def serve_command(
     ] = None,
     log_level: Annotated[
         str, typer.Option(help=f"One of {', '.join(LOG_LEVELS)}; info logs each request.")
-    ] = "info",
+    ] = "warning",
     engine: Annotated[
         str, typer.Option(help="local (this process) or ray (replicas on Ray Serve).")
     ] = "local",
@@ -191,7 +191,8 @@ def serve_command(
         application = build_app(settings)
         providers = {m.provider for m in application.models.values()}
         typer.echo(
-            f"fashion-serve: {names} on http://{host}:{port} ({', '.join(sorted(providers))})",
+            f"fashion-serve: {names} on http://{host}:{port} ({', '.join(sorted(providers))}); "
+            "SIGTERM or Ctrl-C stops it",
             err=True,
         )
         run_server(application, host, port, log_level)
