@@ -12,7 +12,7 @@ import numpy as np
 
 from fashion_onnx.constants import IMAGE_SIZE
 from fashion_onnx.infer.contract import PROBABILITIES, ModelContract, check_contract, read_model
-from fashion_onnx.infer.files import decode_chunk
+from fashion_onnx.infer.decode import decode_chunk
 from fashion_onnx.infer.prepare import Preparation
 from fashion_onnx.infer.runtime import create_session
 
