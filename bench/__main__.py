@@ -17,6 +17,7 @@ from pathlib import Path
 
 from bench import (
     cold_start,
+    cores,
     end_to_end,
     engine,
     model_card,
@@ -40,6 +41,7 @@ from bench.report import (
 CHECKPOINT = ROOT / "models" / "fashion_mlp.pth"
 CNN_CHECKPOINT = ROOT / "models" / "fashion_cnn.pth"
 SECTIONS = (
+    "cores",
     "training",
     "engine",
     "end_to_end",
@@ -137,6 +139,10 @@ def main() -> None:
         )
         one = png_folder(test_u8[:1], f"{prefix}one")
         results["end_to_end"] = end_to_end.run(folder, one, CHECKPOINT, count, args.quick)
+    if "cores" in args.only:
+        print("cores: 100k PNGs vs decode-only, main/worker CPU at 200k, workers, arrays ...",
+              flush=True)
+        results["cores"] = cores.run(folder, test_u8, args.quick)
     if "cold_start" in args.only:
         print("cold start: one image, whole processes ...", flush=True)
         results["cold_start"] = cold_start.run(folder / "00000.png", CHECKPOINT, args.quick)

@@ -1,6 +1,6 @@
 """Baseline 3a: the decode-only limit. Pillow opens and converts every file, nothing else,
 over a pool of the same size and start method (fork) that fashion-infer uses, in chunks
-of 128 files. Prints {"files"} as JSON.
+of 128 files; folders are walked recursively. Prints {"files"} as JSON.
 Run: python -m bench.decode_only DIR [--workers N]
 """
 
@@ -28,7 +28,12 @@ def main() -> None:
     parser.add_argument("folder", type=Path)
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args()
-    paths = [e.path for e in os.scandir(args.folder) if e.name.endswith(".png")]
+    paths = [
+        os.path.join(root, name)
+        for root, _, names in os.walk(args.folder)
+        for name in names
+        if name.endswith(".png")
+    ]
     chunks = [paths[i : i + 128] for i in range(0, len(paths), 128)]
     with mp.get_context("fork").Pool(args.workers) as pool:
         done = sum(pool.imap(decode, chunks))

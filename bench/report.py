@@ -19,6 +19,38 @@ def markdown(r: dict) -> str:
         "| # | what | measured | baseline (same run) | ratio | target | met |",
         "|---|---|---|---|---|---|---|",
     ]
+    if "cores" in r:
+        c = r["cores"]
+        s, sc, a = c["seconds"], c["scaling_images_per_s"], c["arrays"]
+        lines.append(
+            f"| 0 | fashion-infer on {c['images']:,} PNGs (10 folders), whole process "
+            f"| {c['images'] / s['ours']:,.0f} img/s ({s['ours']:.2f} s) "
+            f"| decode-only Pillow loop, process pool: {c['images'] / s['decode_only']:,.0f} img/s "
+            f"| {c['vs_decode_only']:.2f}x | >= 2.0x | {_yes(c['vs_decode_only'] >= 2.0)} |"
+        )
+        lines.append(
+            f"| 0 | CPU per image at {c['split_images']:,} PNGs | main process "
+            f"{c['main_us_per_image']:.2f} us; workers {c['workers_us_per_image']:.1f} us, of which "
+            f"the engine {c['engine_us_per_image']:.1f} us and the rest "
+            f"{c['workers_but_engine_us_per_image']:.1f} us | /proc of the main process; the "
+            f"engine alone, one thread | Amdahl cap {c['amdahl_worker_cores']:.0f} worker cores "
+            f"| main <= 2 us; the rest <= 12 us (set on an AMD EPYC) "
+            f"| {_yes(c['main_us_per_image'] <= 2)}; {_yes(c['workers_but_engine_us_per_image'] <= 12)} |"
+        )
+        one, two = sc.get("1", sc.get(1)), sc.get("2", sc.get(2))
+        lines.append(
+            f"| 0 | scaling on {c['images']:,} PNGs | --workers 2: {two:,.0f} img/s "
+            f"| --workers 1: {one:,.0f} img/s | {two / one:.2f}x | reported | n/a |"
+        )
+        idx = ", ".join(f"{m.upper()} {100 * v:.2f}%" for m, v in a["idx_accuracy"].items())
+        lines.append(
+            f"| 0 | arrays: Debian's t10k IDX with its labels; {a['npy_images']:,} images "
+            f"from a .npy | {idx}; {a['npy_images'] / a['npy_seconds']['ours']:,.0f} img/s "
+            f"| the model card; the plain script (np.load, one session, batches of 1,024, "
+            f"CSV): {a['npy_images'] / a['npy_seconds']['plain_script']:,.0f} img/s "
+            f"| {a['npy_vs_plain']:.2f}x | the card's exactly; >= 0.9x "
+            f"| see the card; {_yes(a['npy_vs_plain'] >= 0.9)} |"
+        )
     if "training" in r:
         t = r["training"]
         lines.append(

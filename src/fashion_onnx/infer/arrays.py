@@ -175,7 +175,8 @@ def _streamed(
     for start in range(0, count, size):
         n = min(size, count - start)
         data = handle.read(n * step)
-        _check_size(name, start * step + len(data), count * step)
+        if len(data) < n * step:
+            _check_size(name, start * step + len(data), count * step)
         yield ArrayPixels(name, start, np.frombuffer(data, dtype).reshape(n, PIXELS), base + start)
 
 

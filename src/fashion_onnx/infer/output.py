@@ -16,6 +16,9 @@ FORMATS: tuple[str, ...] = ("table", "csv", "json", "jsonl")
 SUFFIX_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parquet"}
 
 
+_CSV_SPECIAL = frozenset(',"\r\n')  # what makes the csv module quote a field
+
+
 def format_of(output: str) -> tuple[str, str] | None:
     """(suffix, format) when ``output``'s suffix names a format (``out.CSV`` -> csv), else None."""
     dot = output.rfind(".")
@@ -97,6 +100,13 @@ class RowFormat:
         top_i = order.tolist()
         names = self.class_names
         if self.fmt == "csv":
+            if _CSV_SPECIAL.isdisjoint("".join([*paths, *names])):  # nothing to quote
+                return "".join(
+                    f"{path},{i[0]},{names[i[0]]},{p[0]:.6f}"
+                    + "".join(f",{names[j]},{q:.6f}" for j, q in zip(i[1:], p[1:], strict=True))
+                    + "\n"
+                    for path, i, p in zip(paths, top_i, top_p, strict=True)
+                )
             buffer = io.StringIO()
             writer = csv.writer(buffer, lineterminator="\n")
             writer.writerows(

@@ -14,6 +14,7 @@ caller decides what it costs.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import queue
 import signal
@@ -66,10 +67,13 @@ def _serve(
     def receive() -> None:
         while True:
             try:
-                inbox.put(tasks.recv())
+                task = tasks.recv()
             except (EOFError, OSError):
-                inbox.put(end)
+                task = None
+            if task is None:  # the parent's "no more" (an EOF may never come: other
+                inbox.put(end)  # children forked later hold copies of the pipe's end)
                 return
+            inbox.put(task)
 
     threading.Thread(target=receive, daemon=True).start()
     if initializer is not None:
@@ -128,9 +132,11 @@ class OrderedPool(Generic[T, R]):
         self.close(wait=exc[0] is None)
 
     def close(self, wait: bool = True) -> None:
-        """Close the task pipes (the workers end when they are idle); without ``wait``,
-        or when they do not, terminate them."""
+        """Tell the workers there is no more (they end when idle); without ``wait``, or
+        when they do not end, terminate them."""
         for worker in self._workers:
+            with contextlib.suppress(OSError):
+                worker.tasks.send(None)
             worker.tasks.close()
         for worker in self._workers:
             if wait:
