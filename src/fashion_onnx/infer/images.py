@@ -116,6 +116,9 @@ def load_image(
         return to_model_image(image, preparation)
 
 
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)  # binary: Windows has the flag
+
+
 def read_file(path: str | os.PathLike[str]) -> bytes:
     """A regular file's bytes (four system calls, no buffering: the common case costs a
     few microseconds).
@@ -125,7 +128,7 @@ def read_file(path: str | os.PathLike[str]) -> bytes:
             regular file (a FIFO or a device would never end), or another read error.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        fd = os.open(path, _READ_FLAGS)
     except FileNotFoundError:
         raise ImageError("broken symlink" if os.path.islink(path) else "no such file") from None
     except PermissionError:
