@@ -23,7 +23,7 @@ def test_bench_quick_runs_every_section(tmp_path: Path) -> None:
     )
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["quick"] is True
-    for section in ("training", "engine", "end_to_end", "cold_start", "streaming", "ray"):
+    for section in ("cores", "training", "engine", "end_to_end", "cold_start", "streaming", "ray"):
         assert section in results, section
     assert results["cold_start"]["heavy_modules_imported"] is False
     assert [row["batch"] for row in results["engine"]["rows"]] == [1, 64, 1024]
