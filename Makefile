@@ -85,7 +85,8 @@ test-fast: $(VENV)/.installed data js
 	$(VENV)/bin/python -m pytest -m "not slow"
 
 # The torch-free tests in an environment without torch: the base install plus the test
-# tools. Tests that need torch skip themselves there, and pytest says which.
+# tools. Tests that need torch skip themselves there, and pytest says which. The slow ones
+# (browser, Ray clusters, the bench smoke run) already ran in the full environment.
 $(LIGHT_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(LIGHT_VENV)
 	$(LIGHT_VENV)/bin/pip install --quiet --upgrade pip
@@ -95,7 +96,7 @@ $(LIGHT_VENV)/.installed: pyproject.toml
 test-light: $(LIGHT_VENV)/.installed data browser js
 	@$(LIGHT_VENV)/bin/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('torch') is not None)" \
 		|| { echo "torch is installed in $(LIGHT_VENV); it must not be"; exit 1; }
-	$(LIGHT_VENV)/bin/python -m pytest
+	$(LIGHT_VENV)/bin/python -m pytest -m "not slow"
 
 # Rebuild the embedded model from scratch: train with the default recipe (seed 0),
 # then export and verify it into the package.
