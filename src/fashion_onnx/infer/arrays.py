@@ -14,6 +14,7 @@ import io
 import os
 import struct
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
@@ -142,11 +143,13 @@ def _check_size(where: str, available: int, needed: int) -> None:
         )
 
 
-def _npy(path: str, base: int, size: int) -> Iterator[ArraySlice]:
+def _npy(path: str, base: int, size: int, floats_only: bool) -> Iterator[ArraySlice]:
     with open(path, "rb") as handle:
         count, dtype = _npy_header(handle, path)
         offset = handle.tell()
     _check_size(path, os.path.getsize(path) - offset, count * PIXELS * dtype.itemsize)
+    if floats_only and dtype.kind != "f":
+        return
     for start in range(0, count, size):
         yield ArraySlice(
             path, path, offset, count, dtype.str, start, min(start + size, count), base + start
@@ -201,7 +204,7 @@ def _idx(path: str, base: int, size: int) -> Iterator[ArrayChunk]:
         )
 
 
-def _npz(path: str, base: int, size: int) -> Iterator[ArrayChunk]:
+def _npz(path: str, base: int, size: int, floats_only: bool) -> Iterator[ArrayChunk]:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -216,6 +219,8 @@ def _npz(path: str, base: int, size: int) -> Iterator[ArrayChunk]:
                 count, dtype = _npy_header(handle, name)
                 header = handle.tell()
                 _check_size(name, member.file_size - header, count * PIXELS * dtype.itemsize)
+                if floats_only and dtype.kind != "f":
+                    continue
                 if member.compress_type != zipfile.ZIP_STORED:
                     yield from _streamed(name, handle, count, dtype, base, size)
                     base += count
@@ -238,9 +243,13 @@ def _npz(path: str, base: int, size: int) -> Iterator[ArrayChunk]:
             base += count
 
 
-def array_chunks(path: str, base: int, size: int) -> Iterator[ArrayChunk]:
+def array_chunks(
+    path: str, base: int, size: int, *, floats_only: bool = False
+) -> Iterator[ArrayChunk]:
     """The chunks of one array file, ``size`` images each; ``base``: how many array images
     came before it in this run. Its header is checked at the first ``next``.
+    ``floats_only``: the chunks of its float arrays only (to check their values before a
+    run; the uint8 ones, whose every value is valid, are neither read nor inflated).
 
     Raises:
         ArrayInputError: a wrong magic number, a truncated array, an object array, a shape
@@ -249,14 +258,18 @@ def array_chunks(path: str, base: int, size: int) -> Iterator[ArrayChunk]:
     lower = path.lower()
     try:
         if lower.endswith(".npy"):
-            yield from _npy(path, base, size)
+            yield from _npy(path, base, size, floats_only)
         elif lower.endswith(".npz"):
-            yield from _npz(path, base, size)
+            yield from _npz(path, base, size, floats_only)
+        elif floats_only:  # IDX holds uint8: its header is all there is to check
+            next(_idx(path, base, 1), None)
         else:
             yield from _idx(path, base, size)
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         raise ArrayInputError(f"{path}: {reason}") from None
+    except zlib.error as exc:  # compressed bytes that do not inflate
+        raise ArrayInputError(f"{path}: corrupt compressed data ({exc})") from None
 
 
 def read_labels_array(path: str) -> np.ndarray:

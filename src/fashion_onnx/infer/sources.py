@@ -47,10 +47,12 @@ def array_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[str]:
 
 
 def check_arrays(inputs: Iterable[str | os.PathLike[str]]) -> None:
-    """Read every array input's header now, so that a bad one stops the run before it
-    starts. Raises ArrayInputError."""
+    """Read every array input's header now, and the values of its float arrays (which must
+    lie in [0, 1]), so that a bad one stops the run before any row is written; uint8
+    arrays cost one header read. Raises ArrayInputError."""
     for path in array_inputs(inputs):
-        next(array_chunks(path, 0, 1), None)
+        for chunk in array_chunks(path, 0, ARRAY_CHUNK, floats_only=True):
+            chunk.images()
 
 
 def chunks(
