@@ -158,6 +158,28 @@ def test_the_cli_on_ray_reports_bad_files_like_the_local_engine(cluster, folder)
     assert "(3 node(s), 2 CPU(s), 0 GPU(s)), CPU actors" in result.stderr
 
 
+def test_both_engines_write_the_paths_as_given_line_for_line(
+    cluster, folder, monkeypatch
+) -> None:
+    """A folder given as a relative path: the rows name its files relative too, through
+    Ray as locally, so the two outputs are equal line for line (stderr names the bad files
+    the same way)."""
+    monkeypatch.chdir(folder.parent)
+    outputs = {}
+    for engine in ("local", "ray"):
+        result = runner.invoke(
+            infer_cli.app, [folder.name, "--engine", engine, "--format", "csv", "--top-k", "3"]
+        )
+        assert result.exit_code == 1, result.output  # three bad files
+        bad = sorted(line for line in result.stderr.splitlines() if line.startswith(folder.name))
+        outputs[engine] = (result.stdout.splitlines(), bad)
+    lines, bad = outputs["local"]
+    assert lines[1].startswith(f"{folder.name}/") and len(lines) == 1 + IMAGES
+    assert len(bad) == len(BAD)
+    assert outputs["ray"][0] == lines
+    assert outputs["ray"][1] == bad
+
+
 def test_predictions_come_from_actors_on_both_nodes(cluster) -> None:
     _, node_ids = cluster
     images = np.random.default_rng(0).integers(0, 256, (800, 28, 28), dtype=np.uint8)

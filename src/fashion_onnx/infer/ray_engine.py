@@ -202,8 +202,9 @@ def add_predictions(
 
 def dataset_of(inputs: Sequence[str], problems: list[Failure]) -> tuple[ray.data.Dataset, str]:
     """(a dataset of the inputs, its source column). Local files, directories and globs are
-    found here (every node must read the same paths); URIs go through Ray Data's reader.
-    Discovery problems are appended to ``problems``."""
+    found here (every node must read the same paths): the workers read ``file``, the
+    absolute path, and ``path`` keeps the form given, as the local engine writes it. URIs
+    go through Ray Data's reader. Discovery problems are appended to ``problems``."""
     import ray.data
 
     uris = [p for p in inputs if is_uri(p)]
@@ -227,13 +228,13 @@ def dataset_of(inputs: Sequence[str], problems: list[Failure]) -> tuple[ray.data
             batch_format="numpy",
         )
         return ds, "bytes"
-    paths = []
+    rows = []
     for path, problem in find_images(inputs):
         if problem is None:
-            paths.append(os.path.abspath(path))
+            rows.append({"path": path, "file": os.path.abspath(path)})
         else:
             problems.append(Failure(path, problem))
-    return ray.data.from_items([{"path": p} for p in paths]), "path"
+    return ray.data.from_items(rows), "file"
 
 
 def _with_scheme(batch: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
@@ -263,8 +264,8 @@ def _predictions(
     preparation: Preparation,
     batch_size: int,
 ) -> tuple[ray.data.Dataset, list[Failure]]:
-    """(the inputs' dataset with the prediction columns and without file contents,
-    the problems met finding the inputs)."""
+    """(the inputs' dataset with the prediction columns, without the column read (file
+    contents, or absolute paths), the problems met finding the inputs)."""
     _quiet_ray_data()
     problems: list[Failure] = []
     ds, column = dataset_of(inputs, problems)
@@ -277,7 +278,7 @@ def _predictions(
         fit=preparation.fit,
         batch_size=batch_size,
     )
-    return (ds.drop_columns(["bytes"]) if column == "bytes" else ds), problems
+    return ds.drop_columns([column]), problems
 
 
 def classify_on_ray(
