@@ -23,6 +23,9 @@ HIDDEN_FEATURES = 512
 # The ONNX contract: one float32 input [N, 1, 28, 28] in [0, 1], two outputs [N, 10].
 INPUT_NAME = "input"
 OUTPUT_NAMES: tuple[str, str] = ("logits", "probabilities")
+# A third output of files exported since #24: softmax(logits / T), T fitted on training images.
+CALIBRATED_NAME = "calibrated_probabilities"
+EXPORTED_OUTPUTS: tuple[str, str, str] = (*OUTPUT_NAMES, CALIBRATED_NAME)
 
 # Keys of the ONNX file's metadata_props. Apps in any language read these.
 META_CLASS_NAMES = "class_names"  # JSON list of strings, index = label
@@ -37,6 +40,10 @@ META_TORCH_VERSION = "torch_version"
 META_OPSET = "opset"
 META_TEST_ACCURACY = "test_accuracy"
 META_PRECISION = "precision"  # fp32 | fp16 | int8
+META_TEMPERATURE = "temperature"  # T of calibrated_probabilities = softmax(logits / T)
+META_CALIBRATION = "calibration"  # JSON: what T was fitted on, ECE before and after
+# The energy score above which a row is "not one of mine" (keeps 95% of training images):
+META_OOD_THRESHOLD = "ood_threshold"
 
 # What the metadata says by default, and what infer assumes when a file has none.
 DEFAULT_DIVIDE_BY = 255.0  # float32 = uint8 / 255, range [0, 1], as torchvision's ToTensor

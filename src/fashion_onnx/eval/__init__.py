@@ -1,0 +1,1 @@
+"""fashion-eval: how far to trust a model (accuracy, confusion, calibration, OOD). Torch-free."""
