@@ -95,7 +95,9 @@ def reliability(probabilities: np.ndarray, labels: np.ndarray, bins: int = ECE_B
     """
     _check(probabilities, labels)
     if bins < 1 or not len(labels):
-        raise InvalidArgumentError(f"need bins >= 1 and at least one row, got {bins}, {len(labels)}")
+        raise InvalidArgumentError(
+            f"need bins >= 1 and at least one row, got {bins}, {len(labels)}"
+        )
     confidence = probabilities.max(axis=1).astype(np.float64)
     right = (probabilities.argmax(axis=1) == labels).astype(np.float64)
     index = np.clip(np.ceil(confidence * bins).astype(np.int64) - 1, 0, bins - 1)

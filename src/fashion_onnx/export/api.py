@@ -28,6 +28,7 @@ from fashion_onnx.errors import (
     ExportValidationError,
     InvalidArgumentError,
 )
+from fashion_onnx.export.calibrate import Calibration, fit_calibration
 from fashion_onnx.export.graph import export_graph, finalize, metadata
 from fashion_onnx.export.variants import (
     PRECISIONS,
@@ -72,6 +73,7 @@ class ExportReport:
     source_sha256: str
     parity: Parity | None  # None when verify=False
     variants: list[VariantReport] = field(default_factory=list)
+    calibration: Calibration | None = None  # the temperature, ECE before/after, OOD threshold
 
     def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
@@ -154,13 +156,17 @@ def export_onnx(
             architecture's default (0.3 for the MLP, 0.5 for the CNN).
         on_stage: called with a short description as each stage starts.
 
+    The file's ``calibrated_probabilities`` is softmax(logits / T), T fitted by NLL on
+    10,000 training images (never test images; T = 1 without them or with
+    ``use_real_data=False``); ``logits`` and ``probabilities`` are unchanged.
+
     Returns:
         The report: file facts, parity figures, and one entry per variant.
 
     Raises:
         CheckpointError: the checkpoint is unreadable, unsafe or not this model.
-        ExportValidationError: a file failed a check (structure, parity with torch, a
-            variant's accuracy drop); it lists every failure.
+        ExportValidationError: a file failed a check (structure, parity with torch of all
+            three outputs, a variant's accuracy drop); it lists every failure.
         ExportError: a file could not be written (a directory in the way, a full disk).
         InvalidArgumentError: an unknown precision, a negative drop, out == checkpoint.
 
@@ -201,6 +207,14 @@ def export_onnx(
     if labels is not None:
         test_accuracy = float((expected[0].argmax(1) == labels).mean())
 
+    say("fitting the temperature on training images")
+    calibration = fit_calibration(
+        model,
+        data_dir,
+        expected[0] if labels is not None else None,
+        labels,
+        use_training=use_real_data,
+    )
     # Every file is written and verified under a temporary name first; they appear
     # together only when all of them passed, so a failure leaves nothing new behind.
     try:
@@ -222,7 +236,9 @@ def export_onnx(
                     opset=opset,
                     precision="fp32",
                     test_accuracy=test_accuracy,
+                    calibration=calibration,
                 ),
+                calibration.temperature,
             )
             variants = _write_variants(
                 tmp,
@@ -245,6 +261,7 @@ def export_onnx(
         source_checkpoint=str(checkpoint),
         source_sha256=source_sha,
         parity=parity,
+        calibration=calibration,
         variants=[
             dataclasses.replace(v, path=str(variant_path(out, v.precision))) for v in variants
         ],
@@ -263,12 +280,13 @@ def _write_fp32(
     atol: float,
     verify: bool,
     props: dict[str, str],
+    temperature: float,
 ) -> Parity | None:
     """Export ``model``, stamp the metadata, check the structure, then the values against
     the torch oracle's outputs (``expected``)."""
     say(f"exporting with torch.onnx (dynamo, opset {opset})")
     try:
-        export_graph(model, path, opset)
+        export_graph(model, path, opset, temperature)
     except Exception as exc:  # the exporter raises many kinds; report them as one
         raise ExportValidationError([f"torch.onnx.export failed: {exc}"]) from exc
     proto = onnx.load(str(path))
@@ -281,7 +299,9 @@ def _write_fp32(
     if not verify:
         return None
     say(f"comparing with torch on {len(images)} images ({data})")
-    parity, problems = compare_with_torch(expected, path, images, labels, data=data, atol=atol)
+    parity, problems = compare_with_torch(
+        expected, path, images, labels, data=data, atol=atol, temperature=temperature
+    )
     if problems:
         raise ExportValidationError(problems)
     return parity

@@ -1,4 +1,4 @@
-"""torch -> ONNX: the graph with both outputs, a dynamic batch axis and self-describing metadata."""
+"""torch -> ONNX: the graph with three outputs, a dynamic batch axis, self-describing metadata."""
 
 from __future__ import annotations
 
@@ -15,37 +15,44 @@ from fashion_onnx.constants import (
     CLASS_NAMES,
     DEFAULT_BACKGROUND,
     DEFAULT_INPUT_SCALE,
+    EXPORTED_OUTPUTS,
     IMAGE_SIZE,
     INPUT_NAME,
     META_ARCHITECTURE,
     META_BACKGROUND,
+    META_CALIBRATION,
     META_CLASS_NAMES,
     META_INPUT_LAYOUT,
     META_INPUT_SCALE,
     META_INPUT_SHAPE,
+    META_OOD_THRESHOLD,
     META_OPSET,
     META_PACKAGE_VERSION,
     META_PRECISION,
     META_SOURCE_SHA256,
+    META_TEMPERATURE,
     META_TEST_ACCURACY,
     META_TORCH_VERSION,
-    OUTPUT_NAMES,
 )
+from fashion_onnx.export.calibrate import Calibration
 
 
 class WithProbabilities(nn.Module):
-    """Wrap a logits model so the graph also returns the softmax: embedders need no math."""
+    """Wrap a logits model so the graph also returns the softmax, exact and calibrated:
+    embedders need no math. ``probabilities`` stays torch's softmax of the logits."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, temperature: float = 1.0) -> None:
         super().__init__()
         self.model = model
+        self.temperature = temperature
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         logits = self.model(x)  # (N, 10)
-        return logits, torch.softmax(logits, dim=1)  # both (N, 10)
+        calibrated = torch.softmax(logits / self.temperature, dim=1)
+        return logits, torch.softmax(logits, dim=1), calibrated  # all (N, 10)
 
 
-def export_graph(model: nn.Module, path: Path, opset: int) -> None:
+def export_graph(model: nn.Module, path: Path, opset: int, temperature: float = 1.0) -> None:
     """Write ``model`` (eval mode) as ONNX to ``path``: one file, batch axis dynamic."""
     # An example batch of 1 would let the exporter fix the axis at 1.
     example = torch.rand(2, 1, IMAGE_SIZE, IMAGE_SIZE)
@@ -53,12 +60,12 @@ def export_graph(model: nn.Module, path: Path, opset: int) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # exporter chatter; failures still raise
         torch.onnx.export(
-            WithProbabilities(model.eval()),
+            WithProbabilities(model.eval(), temperature),
             (example,),
             str(path),
             dynamo=True,
             input_names=[INPUT_NAME],
-            output_names=list(OUTPUT_NAMES),
+            output_names=list(EXPORTED_OUTPUTS),
             opset_version=opset,
             dynamic_shapes=({0: batch},),
             external_data=False,
@@ -73,6 +80,7 @@ def metadata(
     opset: int,
     precision: str,
     test_accuracy: float | None,
+    calibration: Calibration | None = None,
 ) -> dict[str, str]:
     """The metadata_props every exported file carries (all values are strings)."""
     props = {
@@ -90,6 +98,11 @@ def metadata(
     }
     if test_accuracy is not None:
         props[META_TEST_ACCURACY] = f"{test_accuracy:.4f}"
+    if calibration is not None:
+        props[META_TEMPERATURE] = repr(calibration.temperature)
+        props[META_CALIBRATION] = calibration.metadata()
+        if calibration.ood_threshold is not None:
+            props[META_OOD_THRESHOLD] = repr(calibration.ood_threshold)
     return props
 
 
@@ -110,6 +123,7 @@ def finalize(model: onnx.ModelProto, props: dict[str, str]) -> None:
     model.producer_version = fashion_onnx.__version__
     model.doc_string = (
         f"FashionMNIST classifier: {props.get(META_ARCHITECTURE, '')}. Input 'input' float32 "
-        "[N,1,28,28] in [0,1], light garment on dark background. Outputs 'logits' and "
-        "'probabilities' [N,10]; class names in metadata."
+        "[N,1,28,28] in [0,1], light garment on dark background. Outputs 'logits', "
+        "'probabilities' and 'calibrated_probabilities' (softmax(logits / temperature)) "
+        "[N,10]; class names and temperature in metadata."
     )

@@ -33,10 +33,26 @@ def report_table(report: ExportReport) -> Table:
         table.add_row("batch sizes", ", ".join(map(str, parity.batch_sizes)))
         table.add_row("max |Δ| logits", f"{parity.max_abs_logits:.3g} (atol {report.atol:g})")
         table.add_row("max |Δ| probabilities", f"{parity.max_abs_probabilities:.3g}")
+        if parity.max_abs_calibrated is not None:
+            table.add_row("max |Δ| calibrated", f"{parity.max_abs_calibrated:.3g}")
         table.add_row("argmax agreement", f"{100 * parity.argmax_agreement:.2f}%")
         table.add_row(
             "accuracy torch / onnx", f"{_pct(parity.torch_accuracy)} / {_pct(parity.onnx_accuracy)}"
         )
+    cal = report.calibration
+    if cal is not None:
+        table.add_row("temperature", f"{cal.temperature:.4f}, fitted on {cal.fitted_on}")
+        if cal.ece_before is not None and cal.ece_after is not None:
+            table.add_row(
+                f"test ECE ({cal.ece_bins} bins)",
+                f"{cal.ece_before:.4f} probabilities -> {cal.ece_after:.4f} calibrated",
+            )
+        if cal.ood_threshold is not None:
+            table.add_row(
+                "abstain above",
+                f"{cal.ood_score} {cal.ood_threshold:.4f} "
+                f"(keeps {100 * cal.ood_keep:.1f}% of test)",
+            )
     for v in report.variants:
         delta = "n/a" if v.accuracy_delta_points is None else f"{v.accuracy_delta_points:+.2f} pts"
         table.add_row(

@@ -11,7 +11,14 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from fashion_onnx.constants import IMAGE_SIZE, INPUT_NAME, NUM_CLASSES, OUTPUT_NAMES
+from fashion_onnx.constants import (
+    CALIBRATED_NAME,
+    EXPORTED_OUTPUTS,
+    IMAGE_SIZE,
+    INPUT_NAME,
+    NUM_CLASSES,
+    OUTPUT_NAMES,
+)
 
 VERIFY_BATCH_SIZES = (1, 2, 7, 64)  # plus the whole set in one batch
 
@@ -28,6 +35,8 @@ class Parity:
     argmax_agreement: float  # fraction of images with the same top-1 at every batch size
     torch_accuracy: float | None  # against the true labels, when there are labels
     onnx_accuracy: float | None
+    # calibrated_probabilities against torch's softmax(logits / T), worst over batch sizes
+    max_abs_calibrated: float | None = None
 
 
 def structure_problems(path: Path) -> list[str]:
@@ -51,8 +60,8 @@ def structure_problems(path: Path) -> list[str]:
         if len(found) != 4 or found[1:] != [1, IMAGE_SIZE, IMAGE_SIZE] or isinstance(found[0], int):
             problems.append(f"input shape is {found}, expected [N, 1, 28, 28] with N dynamic")
     names = [o.name for o in model.graph.output]
-    if names != list(OUTPUT_NAMES):
-        problems.append(f"outputs are {names}, expected {list(OUTPUT_NAMES)}")
+    if names != list(EXPORTED_OUTPUTS):
+        problems.append(f"outputs are {names}, expected {list(EXPORTED_OUTPUTS)}")
     for output in model.graph.output:
         found = shape(output)
         if len(found) != 2 or found[1] != NUM_CLASSES or isinstance(found[0], int):
@@ -76,6 +85,23 @@ def run_session(
     return np.concatenate(logits), np.concatenate(probs)
 
 
+def run_calibrated(
+    session: ort.InferenceSession, images: np.ndarray, batch_size: int
+) -> np.ndarray:
+    """``calibrated_probabilities`` for ``images``, ``batch_size`` at a time."""
+    parts = [
+        session.run([CALIBRATED_NAME], {INPUT_NAME: images[start : start + batch_size]})[0]
+        for start in range(0, len(images), batch_size)
+    ]
+    return np.concatenate(parts)
+
+
+@torch.inference_mode()
+def torch_calibrated(logits: np.ndarray, temperature: float) -> np.ndarray:
+    """The oracle of ``calibrated_probabilities``: torch's softmax(logits / T), float32."""
+    return torch.softmax(torch.from_numpy(logits) / temperature, dim=1).numpy()
+
+
 @torch.inference_mode()
 def torch_outputs(model: nn.Module, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The oracle: (logits, softmax) from torch in float32, one batch."""
@@ -95,11 +121,13 @@ def compare_with_torch(
     *,
     data: str,
     atol: float,
+    temperature: float = 1.0,
 ) -> tuple[Parity, list[str]]:
     """Run the file at batch sizes 1, 2, 7, 64 and all-at-once against torch's outputs.
 
     Args:
         expected: torch's (logits, probabilities) for ``images`` (``torch_outputs``).
+        temperature: the T of ``calibrated_probabilities``, held to the same ``atol``.
 
     Returns:
         The parity figures and the list of every failure (empty when it passes):
@@ -109,7 +137,8 @@ def compare_with_torch(
     session = cpu_session(path)
     batch_sizes = (*VERIFY_BATCH_SIZES, len(images))
     problems: list[str] = []
-    worst_logits = worst_probs = 0.0
+    worst_logits = worst_probs = worst_calibrated = 0.0
+    expected_calibrated = torch_calibrated(expected_logits, temperature)
     agree = np.ones(len(images), dtype=bool)
     onnx_logits = expected_logits
     for batch_size in batch_sizes:
@@ -134,6 +163,14 @@ def compare_with_torch(
             problems.append(
                 f"batch {batch_size}: probabilities max|diff| {d_probs:.3g} > atol {atol:g}"
             )
+        d_cal = float(
+            np.abs(run_calibrated(session, images, batch_size) - expected_calibrated).max()
+        )
+        worst_calibrated = max(worst_calibrated, d_cal)
+        if d_cal > atol:
+            problems.append(
+                f"batch {batch_size}: {CALIBRATED_NAME} max|diff| {d_cal:.3g} > atol {atol:g}"
+            )
         if not (same | ~decided).all():
             flipped = int((~same & decided).sum())
             problems.append(
@@ -149,5 +186,6 @@ def compare_with_torch(
         argmax_agreement=float(agree.mean()),
         torch_accuracy=accuracy(expected_logits, labels),
         onnx_accuracy=accuracy(onnx_logits, labels),
+        max_abs_calibrated=worst_calibrated,
     )
     return parity, problems

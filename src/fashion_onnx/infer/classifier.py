@@ -11,7 +11,8 @@ import numpy as np
 from PIL import Image
 
 from fashion_onnx.constants import IMAGE_SIZE
-from fashion_onnx.errors import ImageError, InvalidArgumentError
+from fashion_onnx.errors import ImageError, InvalidArgumentError, ModelError
+from fashion_onnx.infer.abstain import UNKNOWN_LABEL, Abstain, energy
 from fashion_onnx.infer.contract import read_model
 from fashion_onnx.infer.engine import Engine
 from fashion_onnx.infer.files import FileBatch, classify_files
@@ -30,10 +31,50 @@ ImageLike = str | os.PathLike[str] | Image.Image
 
 @dataclass(frozen=True)
 class Predictions:
-    """Results for N images, in input order."""
+    """Results for N images, in input order.
+
+    ``probabilities`` are the model's ``calibrated_probabilities`` where the file has them
+    (the embedded models do: softmax(logits / T)), else its ``probabilities``.
+    """
 
     probabilities: np.ndarray  # (N, 10) float32, rows sum to 1
     class_names: tuple[str, ...]  # the model's class names, index = label
+    logits: np.ndarray | None = None  # (N, 10) float32, when the model has a logits output
+    ood_threshold: float | None = None  # the model's default energy threshold (metadata)
+
+    @property
+    def ood_scores(self) -> np.ndarray:
+        """(N,) the energy -logsumexp(logits): higher = less like FashionMNIST.
+
+        Raises:
+            ModelError: the model has no logits output.
+        """
+        if self.logits is None:
+            raise ModelError("this model has no logits output, so no energy score")
+        return energy(self.logits)
+
+    def unknown(self, min_confidence: float | None = None, *, ood: bool = False) -> np.ndarray:
+        """(N,) bool: the rows that abstain ("not one of mine").
+
+        Args:
+            min_confidence: rows whose top-1 probability is below it abstain.
+            ood: rows whose ``ood_scores`` exceed the model's ``ood_threshold`` (chosen to
+                keep 95% of the real test set) abstain.
+
+        Raises:
+            InvalidArgumentError: min_confidence outside [0, 1].
+            ModelError: ood=True and the model has no logits or no ood_threshold.
+        """
+        if ood and self.ood_threshold is None:
+            raise ModelError("this model records no ood_threshold; export it with fashion-export")
+        rule = Abstain(min_confidence, self.ood_threshold if ood else None)
+        return rule.unknown(self.probabilities, self.ood_scores if ood else None)
+
+    def labels_or_unknown(
+        self, min_confidence: float | None = None, *, ood: bool = False
+    ) -> np.ndarray:
+        """``labels`` with -1 where the row abstains (see ``unknown``)."""
+        return np.where(self.unknown(min_confidence, ood=ood), UNKNOWN_LABEL, self.labels)
 
     @property
     def labels(self) -> np.ndarray:  # (N,) int64, the top-1 class index
@@ -132,6 +173,21 @@ class Classifier:
         garment on dark (already inverted where needed) -> probabilities (n, 10) float32."""
         return self.engine.predict_pixels(images)
 
+    def _predictions(self, batches: list[np.ndarray]) -> Predictions:
+        """Run the engine on prepared batches; keep the logits when the model has them."""
+        contract = self.engine.contract
+        empty = np.empty((0, len(self.class_names)), np.float32)
+        if contract.logits_name is None:
+            probs = [self.predict_pixels(b) for b in batches]
+            return Predictions(np.concatenate(probs) if probs else empty, self.class_names)
+        pairs = [self.engine.predict_with_logits(b) for b in batches]
+        return Predictions(
+            np.concatenate([p for p, _ in pairs]) if pairs else empty,
+            self.class_names,
+            np.concatenate([q for _, q in pairs]) if pairs else empty,
+            contract.ood_threshold,
+        )
+
     # -- inputs -------------------------------------------------------------------
 
     def _normalise_array(self, images: np.ndarray) -> np.ndarray:
@@ -196,14 +252,9 @@ class Classifier:
             InvalidArgumentError: an array of the wrong shape, dtype or values.
         """
         if isinstance(images, np.ndarray):
-            probs = self.predict_pixels(self._normalise_array(images))
-            return Predictions(probs, self.class_names)
+            return self._predictions([self._normalise_array(images)])
         items = [images] if isinstance(images, str | os.PathLike | Image.Image) else images
-        chunks = [self.predict_pixels(batch) for batch in self._file_batches(list(items))]
-        probs = (
-            np.concatenate(chunks) if chunks else np.empty((0, len(self.class_names)), np.float32)
-        )
-        return Predictions(probs, self.class_names)
+        return self._predictions(list(self._file_batches(list(items))))
 
     def _file_batches(self, items: list[ImageLike]) -> Iterator[np.ndarray]:
         for start in range(0, len(items), self.batch_size):

@@ -38,6 +38,7 @@ from fashion_onnx.infer.prepare import FIT_CHOICES, INVERT_CHOICES
 if TYPE_CHECKING:
     import numpy as np
 
+    from fashion_onnx.infer.abstain import Abstain
     from fashion_onnx.infer.decode import Failure
     from fashion_onnx.infer.files import FileBatch
     from fashion_onnx.infer.output import RowFormat, RowWriter
@@ -165,6 +166,33 @@ def infer_command(
             show_default=False,
         ),
     ] = None,
+    min_confidence: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Rows whose (calibrated) confidence is below P read unknown: label -1, "
+            "class unknown; the summary counts them.",
+            metavar="P",
+            show_default=False,
+        ),
+    ] = None,
+    ood_score: Annotated[
+        bool,
+        typer.Option(
+            "--ood-score",
+            help="Add an ood_score column: the energy -logsumexp(logits); higher = less "
+            "like FashionMNIST.",
+        ),
+    ] = False,
+    abstain: Annotated[
+        bool,
+        typer.Option(
+            "--abstain",
+            help="Rows whose ood_score is above the model's measured threshold (it keeps 95% "
+            "of the real test set) read unknown. [default: off]",
+        ),
+    ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
     version: VersionOption = False,
 ) -> None:
@@ -179,6 +207,8 @@ def infer_command(
         )
     if output is not None and fmt != "parquet" and os.path.isdir(output):
         raise typer.BadParameter(f"{output} is a directory; give a file", param_hint="--output")
+    if (ood_score or abstain) and engine == "ray":
+        fail("--ood-score and --abstain need the local engine (--engine local)")
     settings = Settings(
         model,
         device,
@@ -192,6 +222,7 @@ def infer_command(
         top_k,
         engine,
         ray_address,
+        Trust(min_confidence, ood_score, abstain),
     )
     show_progress = sys.stderr.isatty() if progress is None else progress
     with warnings_as_lines():  # the model's metadata, a CUDA fallback: one line each
@@ -237,6 +268,24 @@ class Settings:
     top_k: int
     engine: str  # local | ray
     ray_address: str | None
+    trust: Trust | None = None  # --min-confidence, --ood-score, --abstain
+
+
+@dataclass(frozen=True)
+class Trust:
+    min_confidence: float | None = None
+    ood_score: bool = False
+    abstain: bool = False  # at the model's own threshold (metadata ood_threshold)
+
+    def rule(self, threshold: float | None, model: str) -> Abstain | None:
+        """The rows' Abstain, None when no option asks for one."""
+        from fashion_onnx.infer.abstain import Abstain
+
+        if self.abstain and threshold is None:
+            fail(f"--abstain: {model} records no ood_threshold; export it with fashion-export")
+        if self.min_confidence is None and not self.ood_score and not self.abstain:
+            return None
+        return Abstain(self.min_confidence, threshold if self.abstain else None, self.ood_score)
 
 
 @dataclass(frozen=True)
@@ -494,8 +543,14 @@ def run(inputs: list[str], s: Settings, *, labels: Path | None, progress: bool) 
         if s.fmt != "parquet":
             advance = stack.enter_context(progress_bar(progress))
             stream = stack.enter_context(open_output(s.output, guard_stdout=on_ray))
+            trust = (s.trust or Trust()).rule(classifier.engine.contract.ood_threshold, s.model)
             writer = RowWriter(
-                stream, s.fmt, classifier.class_names, s.top_k, labelled=known is not None
+                stream,
+                s.fmt,
+                classifier.class_names,
+                s.top_k,
+                labelled=known is not None,
+                abstain=trust,
             )
             if on_ray:
                 batches = ray_engine.classify_on_ray(
@@ -517,5 +572,7 @@ def run(inputs: list[str], s: Settings, *, labels: Path | None, progress: bool) 
     if known is not None:
         share = f" ({100 * counts.right / counts.judged:.1f}%)" if counts.judged else ""
         summary += f"; correct: {counts.right}/{counts.judged}{share}"
+    if s.trust is not None and (s.trust.min_confidence is not None or s.trust.abstain):
+        summary += f"; unknown: {counts.unknown}"
     typer.echo(summary, err=True)
     return EXIT_INPUT_FAILED if counts.failed else EXIT_OK

@@ -3,7 +3,9 @@
 Any model with one float input ``[N, 1, 28, 28]`` and outputs ``[N, 10]`` works, whatever
 its tensors are called: the names come from the session, the input scaling and polarity
 from the metadata (with documented defaults), and probabilities come from an output named
-``probabilities`` or, failing that, from a softmax of the first output.
+``calibrated_probabilities`` (files exported since #24: softmax(logits / T), the confidence
+reported), else ``probabilities``, else a softmax of the first output. The logits, for the
+energy OOD score, come from ``logits`` or from that first output.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fashion_onnx.constants import (
+    CALIBRATED_NAME,
     CLASS_NAMES,
     DEFAULT_BACKGROUND,
     DEFAULT_DIVIDE_BY,
@@ -25,6 +28,8 @@ from fashion_onnx.constants import (
     META_BACKGROUND,
     META_CLASS_NAMES,
     META_INPUT_SCALE,
+    META_OOD_THRESHOLD,
+    META_TEMPERATURE,
     NUM_CLASSES,
     OUTPUT_NAMES,
 )
@@ -35,7 +40,7 @@ if TYPE_CHECKING:  # imported for real by runtime.py, which says how to install 
 
 # The models shipped inside the package, by name; "mlp" (the card's) is the default.
 EMBEDDED = {"mlp": "fashion_mlp.onnx", "cnn": "fashion_cnn.onnx"}
-PROBABILITIES = OUTPUT_NAMES[1]
+LOGITS, PROBABILITIES = OUTPUT_NAMES
 
 
 def default_model_path(name: str = "mlp") -> Path:
@@ -129,13 +134,16 @@ class ModelContract:
     """What inference needs to know about one model, read from its session and metadata."""
 
     input_name: str  # the session's own input name ("input" for our files)
-    output_name: str  # the output that is read
+    output_name: str  # the output that is read: calibrated_probabilities, else probabilities
     softmax: bool  # True when that output holds logits, not probabilities
     fixed_batch: int | None  # the batch size a model with a fixed batch axis insists on
     class_names: tuple[str, ...]  # index = label
     divide_by: float  # model input = pixel byte / divide_by
     background: str  # "dark" (light garment on dark, like FashionMNIST) or "light"
     warnings: tuple[str, ...]  # metadata that was missing or malformed (defaults used)
+    logits_name: str | None = None  # the output holding logits (energy score); None: none
+    ood_threshold: float | None = None  # energy above which a row abstains (metadata)
+    temperature: float | None = None  # T of calibrated_probabilities (metadata)
 
     def model_input(self, images: np.ndarray) -> np.ndarray:
         """Images as FashionMNIST has them -> the float32 (n, 1, 28, 28) this model wants.
@@ -222,20 +230,39 @@ def check_contract(session: ort.InferenceSession, source: str) -> ModelContract:
             f"['N', 1, 28, 28]] -> outputs [[N, 10], ...]; found {_signature(session)}"
         )
     names = [o.name for o in outputs]
-    output_name = PROBABILITIES if PROBABILITIES in names else names[0]
+    read = [n for n in (CALIBRATED_NAME, PROBABILITIES) if n in names]
+    output_name = read[0] if read else names[0]
     batch = inputs[0].shape[0]
     class_names, divide_by, background, problems = _metadata(
         session.get_modelmeta().custom_metadata_map
     )
-    if output_name != PROBABILITIES:
+    softmax = not read
+    if softmax:
         problems.append(f"no {PROBABILITIES!r} output; applying softmax to {output_name!r}")
+    meta = session.get_modelmeta().custom_metadata_map
+    threshold, temperature = _number(meta, META_OOD_THRESHOLD), _number(meta, META_TEMPERATURE)
+    for key, value in ((META_OOD_THRESHOLD, threshold), (META_TEMPERATURE, temperature)):
+        if key in meta and value is None:
+            problems.append(f"{key} malformed; ignored")
     return ModelContract(
         input_name=inputs[0].name,
         output_name=output_name,
-        softmax=output_name != PROBABILITIES,
+        softmax=softmax,
         fixed_batch=batch if isinstance(batch, int) and batch > 0 else None,
         class_names=class_names,
         divide_by=divide_by,
         background=background,
         warnings=tuple(problems),
+        logits_name=LOGITS if LOGITS in names else output_name if softmax else None,
+        ood_threshold=threshold,
+        temperature=temperature,
     )
+
+
+def _number(meta: dict[str, str], key: str) -> float | None:
+    """A finite number in the metadata, else None."""
+    try:
+        value = float(meta[key])
+    except (KeyError, ValueError):
+        return None
+    return value if np.isfinite(value) else None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from fashion_onnx.constants import DEFAULT_BATCH_CPU, DEFAULT_BATCH_CUDA
-from fashion_onnx.errors import InvalidArgumentError
+from fashion_onnx.errors import InvalidArgumentError, ModelError
 from fashion_onnx.infer.contract import ModelContract, check_contract
 from fashion_onnx.infer.runtime import CUDA, create_session
 
@@ -61,22 +61,39 @@ class Engine:
     def class_names(self) -> tuple[str, ...]:
         return self.contract.class_names
 
-    def _run(self, images: np.ndarray) -> np.ndarray:
-        """(n <= batch_size, 28, 28) images, dark background -> probabilities (n, 10)."""
+    def _run(self, images: np.ndarray, with_logits: bool = False) -> list[np.ndarray]:
+        """(n <= batch_size, 28, 28) images, dark background -> [probabilities (n, 10)], and
+        the logits (n, 10) after them when ``with_logits`` (one session call either way)."""
         n = len(images)
         x = self.contract.model_input(images)
         if self.contract.fixed_batch is not None and n < self.contract.fixed_batch:
             x = np.concatenate(
                 [x, np.zeros((self.contract.fixed_batch - n, *x.shape[1:]), x.dtype)]
             )
+        names = [self.contract.output_name]
+        if with_logits and self.contract.logits_name != self.contract.output_name:
+            names.append(self._logits_name())
         if self._binding is None:
-            (out,) = self._session.run([self.contract.output_name], {self.contract.input_name: x})
+            outs = self._session.run(names, {self.contract.input_name: x})
         else:
+            self._binding.clear_binding_outputs()
             self._binding.bind_cpu_input(self.contract.input_name, x)
-            self._binding.bind_output(self.contract.output_name, "cuda")
+            for name in names:
+                self._binding.bind_output(name, "cuda")
             self._session.run_with_iobinding(self._binding)
-            (out,) = self._binding.copy_outputs_to_cpu()
-        return self.contract.probabilities(out[:n])
+            outs = self._binding.copy_outputs_to_cpu()
+        probabilities = self.contract.probabilities(outs[0][:n])
+        if not with_logits:
+            return [probabilities]
+        return [probabilities, outs[-1][:n].astype(np.float32, copy=False)]
+
+    def _logits_name(self) -> str:
+        if self.contract.logits_name is None:
+            raise ModelError(
+                f"{self.source}: no logits output, so no energy score; "
+                "export it with fashion-export, or use the msp score"
+            )
+        return self.contract.logits_name
 
     def predict_pixels(self, images: np.ndarray) -> np.ndarray:
         """(n, 28, 28) uint8, or floats in [0, 1], light garment on dark (already prepared)
@@ -84,5 +101,22 @@ class Engine:
         out = np.empty((len(images), len(self.class_names)), dtype=np.float32)
         for start in range(0, len(images), self.batch_size):
             chunk = images[start : start + self.batch_size]
-            out[start : start + len(chunk)] = self._run(chunk)
+            out[start : start + len(chunk)] = self._run(chunk)[0]
         return out
+
+    def predict_with_logits(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """As ``predict_pixels``, and the logits too (for the energy OOD score), fetched in
+        the same session calls.
+
+        Raises:
+            ModelError: the model has no logits output.
+        """
+        self._logits_name()
+        probs = np.empty((len(images), len(self.class_names)), dtype=np.float32)
+        logits = np.empty_like(probs)
+        for start in range(0, len(images), self.batch_size):
+            chunk = images[start : start + self.batch_size]
+            probs[start : start + len(chunk)], logits[start : start + len(chunk)] = self._run(
+                chunk, with_logits=True
+            )
+        return probs, logits

@@ -11,6 +11,8 @@ from typing import TextIO
 
 import numpy as np
 
+from fashion_onnx.infer.abstain import UNKNOWN_CLASS, UNKNOWN_LABEL, Abstain
+
 FORMATS: tuple[str, ...] = ("table", "csv", "json", "jsonl")
 # The format an output file's suffix (any case) stands for; other suffixes say nothing.
 SUFFIX_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parquet"}
@@ -45,12 +47,19 @@ class RowFormat:
     worker processes); the writer only joins the texts, so every format streams.
     ``marks``: (right, wrong) markers of the table's ``true`` column (``--labels``), or
     None for no such column; other formats are unchanged by labels.
+    ``abstain``: rows that abstain read label -1, class ``unknown`` (their confidences
+    stay); ``show_score`` adds an ``ood_score`` column. None: rows as before.
     """
 
     fmt: str
     class_names: tuple[str, ...]
     top_k: int = 1
     marks: tuple[str, str] | None = None
+    abstain: Abstain | None = None
+
+    @property
+    def _score(self) -> bool:
+        return self.abstain is not None and self.abstain.show_score
 
     def __post_init__(self) -> None:
         if self.fmt not in FORMATS:
@@ -61,13 +70,15 @@ class RowFormat:
             names = ["path", "label", "class", "confidence"]
             for rank in range(2, self.top_k + 1):
                 names += [f"class_{rank}", f"confidence_{rank}"]
+            names += ["ood_score"] if self._score else []
             return ",".join(names) + "\n"
         if self.fmt == "json":
             return "["
         if self.fmt == "table":
             extra = "".join(f"  {'#' + str(r):<20}" for r in range(2, self.top_k + 1))
             true = f"  {'true':<14}" if self.marks else ""
-            return f"{'class':<12}  {'conf':>6}{extra}{true}  path\n"
+            score = f"  {'ood':>7}" if self._score else ""
+            return f"{'class':<12}  {'conf':>6}{score}{extra}{true}  path\n"
         return ""
 
     def separator(self, first: bool) -> str:
@@ -86,11 +97,19 @@ class RowFormat:
         paths: Sequence[str],
         probabilities: np.ndarray,
         true_classes: Sequence[str | None] | None = None,
+        ood_scores: np.ndarray | None = None,
     ) -> str:
         """The rows of ``paths`` (for JSON: the records joined by commas, without the first
-        separator). ``true_classes``: per path, None where unknown."""
+        separator). ``true_classes``: per path, None where unknown. ``ood_scores``: per
+        path, the energy (needed when ``abstain`` shows or thresholds it)."""
         if not len(paths):
             return ""
+        abstained: list[bool] = [False] * len(paths)
+        scores: list[float] = []
+        if self.abstain is not None:
+            abstained = self.abstain.unknown(probabilities, ood_scores).tolist()
+            if self._score and ood_scores is not None:
+                scores = ood_scores.tolist()
         k = self.top_k
         if k == 1:
             order = probabilities.argmax(axis=1)[:, None]
@@ -110,15 +129,18 @@ class RowFormat:
             buffer = io.StringIO()
             writer = csv.writer(buffer, lineterminator="\n")
             writer.writerows(
-                [path, i[0], names[i[0]], f"{p[0]:.6f}"]
+                [path, *(_top1(i[0], names, no)), f"{p[0]:.6f}"]
                 + [x for j, q in zip(i[1:], p[1:], strict=True) for x in (names[j], f"{q:.6f}")]
-                for path, i, p in zip(paths, top_i, top_p, strict=True)
+                + ([f"{scores[n]:.6f}"] if scores else [])
+                for n, (path, i, p, no) in enumerate(
+                    zip(paths, top_i, top_p, abstained, strict=True)
+                )
             )
             return buffer.getvalue()
         if self.fmt == "table":
             truths = true_classes if true_classes is not None else [None] * len(paths)
             lines = []
-            for path, i, p, truth in zip(paths, top_i, top_p, truths, strict=True):
+            for n, (path, i, p, truth) in enumerate(zip(paths, top_i, top_p, truths, strict=True)):
                 extra = "".join(
                     f"  {f'{names[j]} {100 * q:.1f}%':<20}"
                     for j, q in zip(i[1:], p[1:], strict=True)
@@ -128,15 +150,18 @@ class RowFormat:
                     name = names[i[0]]
                     mark = "" if truth is None else right if truth == name else f"{wrong} {truth}"
                     extra += f"  {mark:<14}"
-                lines.append(f"{names[i[0]]:<12}  {100 * p[0]:5.1f}%{extra}  {path}\n")
+                shown = UNKNOWN_CLASS if abstained[n] else names[i[0]]
+                score = f"  {scores[n]:7.3f}" if scores else ""
+                lines.append(f"{shown:<12}  {100 * p[0]:5.1f}%{score}{extra}  {path}\n")
             return "".join(lines)
         records = [
             json.dumps(
                 {
                     "path": path,
-                    "label": i[0],
-                    "class": names[i[0]],
+                    "label": _top1(i[0], names, no)[0],
+                    "class": _top1(i[0], names, no)[1],
                     "confidence": round(p[0], 6),
+                    **({"ood_score": round(scores[n], 6)} if scores else {}),
                     "top_k": [
                         {"label": j, "class": names[j], "probability": round(q, 6)}
                         for j, q in zip(i, p, strict=True)
@@ -144,11 +169,16 @@ class RowFormat:
                 },
                 ensure_ascii=False,
             )
-            for path, i, p in zip(paths, top_i, top_p, strict=True)
+            for n, (path, i, p, no) in enumerate(zip(paths, top_i, top_p, abstained, strict=True))
         ]
         if self.fmt == "jsonl":
             return "\n".join(records) + "\n"
         return ",\n  ".join(records)
+
+
+def _top1(label: int, names: tuple[str, ...], abstained: bool) -> tuple[int, str]:
+    """(label, class) of a row: (-1, "unknown") where it abstained."""
+    return (UNKNOWN_LABEL, UNKNOWN_CLASS) if abstained else (label, names[label])
 
 
 class RowWriter:
@@ -156,7 +186,7 @@ class RowWriter:
 
     ``labelled``: the table gets a ``true`` column, ✓ on a right row and ``✗ Coat`` (the
     true class) on a wrong one, blank where the true class is unknown; other formats are
-    unchanged.
+    unchanged. ``abstain``: see ``RowFormat``.
     """
 
     def __init__(
@@ -167,9 +197,10 @@ class RowWriter:
         top_k: int,
         *,
         labelled: bool = False,
+        abstain: Abstain | None = None,
     ) -> None:
         marks = _marks(stream) if labelled and fmt == "table" else None
-        self.rows = RowFormat(fmt, tuple(class_names), top_k, marks)
+        self.rows = RowFormat(fmt, tuple(class_names), top_k, marks, abstain)
         self.stream = stream
         self.written = 0  # rows so far
         stream.write(self.rows.header())
@@ -185,10 +216,12 @@ class RowWriter:
         paths: Sequence[str],
         probabilities: np.ndarray,
         true_classes: Sequence[str | None] | None = None,
+        ood_scores: np.ndarray | None = None,
     ) -> None:
         """Write one row per path. ``true_classes`` (per path, None where unknown) marks
-        the table's rows when the writer is ``labelled``."""
-        self.write_rendered(self.rows.render(paths, probabilities, true_classes), len(paths))
+        the table's rows when the writer is ``labelled``; ``ood_scores`` as in ``render``."""
+        text = self.rows.render(paths, probabilities, true_classes, ood_scores)
+        self.write_rendered(text, len(paths))
 
     def close(self) -> None:
         self.stream.write(self.rows.footer(self.written))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fashion_onnx.infer.abstain import energy
 from fashion_onnx.infer.decode import Failure, decode_chunk
 from fashion_onnx.infer.engine import Engine
 from fashion_onnx.infer.output import RowFormat
@@ -54,7 +55,8 @@ class Counts:
     failed: int = 0
     listed: int = 0  # inputs (classified or failed) that --labels lists
     judged: int = 0  # classified images with a known true class
-    right: int = 0
+    right: int = 0  # judged on the top-1 class, whether or not the row abstained
+    unknown: int = 0  # rows that abstained (label -1)
 
     def add(self, other: Counts) -> None:
         self.classified += other.classified
@@ -62,6 +64,7 @@ class Counts:
         self.listed += other.listed
         self.judged += other.judged
         self.right += other.right
+        self.unknown += other.unknown
 
 
 @dataclass(frozen=True)
@@ -112,12 +115,19 @@ def decode(chunk: Chunk, preparation: Preparation) -> Decoded:
 
 def finish(job: Job, engine: Engine, decoded: Decoded) -> Done:
     """Run the engine on a decoded chunk; render and judge its rows if the job says so."""
+    abstain = job.rows.abstain if job.rows is not None else None
+    if abstain is not None and abstain.needs_logits:
+        probabilities, logits = engine.predict_with_logits(decoded.images)
+        return conclude(job, decoded, probabilities, energy(logits))
     return conclude(job, decoded, engine.predict_pixels(decoded.images))
 
 
-def conclude(job: Job, decoded: Decoded, probabilities: np.ndarray) -> Done:
+def conclude(
+    job: Job, decoded: Decoded, probabilities: np.ndarray, ood_scores: np.ndarray | None = None
+) -> Done:
     """A decoded chunk's probabilities as a finished chunk: its rows rendered and judged
-    if the job says so (the Ray engine's driver calls this on the cluster's results)."""
+    if the job says so (the Ray engine's driver calls this on the cluster's results).
+    ``ood_scores``: the rows' energy, when the job's rows show or threshold it."""
     counts = Counts(classified=len(decoded.names), failed=len(decoded.failures))
     if job.rows is None:
         return Done(decoded.names, probabilities, decoded.failures, "", counts)
@@ -136,5 +146,7 @@ def conclude(job: Job, decoded: Decoded, probabilities: np.ndarray) -> Done:
             if truth is not None:
                 counts.judged += 1
                 counts.right += names[label] == truth
-    text = job.rows.render(decoded.names, probabilities, truths)
+    if job.rows.abstain is not None:
+        counts.unknown = int(job.rows.abstain.unknown(probabilities, ood_scores).sum())
+    text = job.rows.render(decoded.names, probabilities, truths, ood_scores)
     return Done([], None, decoded.failures, text, counts)  # the text names them
