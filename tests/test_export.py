@@ -77,7 +77,11 @@ def test_the_batch_axis_is_dynamic_and_the_file_is_single(exported) -> None:
     dims = graph_input.type.tensor_type.shape.dim
     assert dims[0].dim_param and not dims[0].dim_value
     assert [d.dim_value for d in dims[1:]] == [1, 28, 28]
-    assert [o.name for o in model.graph.output] == ["logits", "probabilities"]
+    assert [o.name for o in model.graph.output] == [
+        "logits",
+        "probabilities",
+        "calibrated_probabilities",
+    ]
     assert {op.domain or "ai.onnx": op.version for op in model.opset_import}["ai.onnx"] == 18
     assert not [t for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
     assert sorted(p.name for p in Path(exported.path).parent.iterdir()) == [
@@ -121,8 +125,8 @@ def test_a_perturbed_export_fails_verification_and_leaves_no_file(
 ) -> None:
     real_export = export_api.export_graph
 
-    def export_then_perturb(model, path, opset):
-        real_export(model, path, opset)
+    def export_then_perturb(model, path, opset, temperature=1.0):
+        real_export(model, path, opset, temperature)
         proto = onnx.load(str(path))
         bias = next(t for t in proto.graph.initializer if t.name.endswith("4.bias"))
         values = onnx.numpy_helper.to_array(bias).copy()
@@ -135,10 +139,12 @@ def test_a_perturbed_export_fails_verification_and_leaves_no_file(
     with pytest.raises(ExportValidationError) as info:
         export_onnx(trained_checkpoint, out, use_real_data=False)
     mismatches = info.value.mismatches
-    # Logits and probabilities, each at all five batch sizes, listed together.
-    assert len(mismatches) == 10, mismatches
+    # Logits, probabilities and calibrated_probabilities, each at all five batch sizes,
+    # listed together.
+    assert len(mismatches) == 15, mismatches
     assert sum("logits max|diff| 0.001 > atol 1e-05" in m for m in mismatches) == 5
-    assert sum("probabilities max|diff|" in m for m in mismatches) == 5
+    assert sum(": probabilities max|diff|" in m for m in mismatches) == 5
+    assert sum(": calibrated_probabilities max|diff|" in m for m in mismatches) == 5
     assert list(out.parent.iterdir()) == [], "no file, not even a temporary one, remains"
 
 
@@ -152,7 +158,10 @@ def test_the_signature_check_names_what_it_found(tmp_path: Path) -> None:
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), path)
     problems = structure_problems(path)
     assert "inputs are ['pixels'], expected ['input']" in problems
-    assert "outputs are ['scores'], expected ['logits', 'probabilities']" in problems
+    assert (
+        "outputs are ['scores'], expected ['logits', 'probabilities', 'calibrated_probabilities']"
+        in problems
+    )
 
 
 def test_int8_and_fp16_stay_within_their_accuracy_bounds(exported) -> None:
@@ -177,6 +186,15 @@ def test_cli_json_report(tmp_path: Path, trained_checkpoint) -> None:
     report = json.loads(result.stdout)
     assert report["path"] == str(out) and out.is_file()
     assert report["parity"]["max_abs_logits"] <= 1e-5
+    # the temperature, fitted on training images, and the test ECE before and after it
+    calibration = report["calibration"]
+    assert "training images" in calibration["fitted_on"] and calibration["temperature"] > 0
+    assert calibration["ece_after"] < calibration["ece_before"]
+    assert report["parity"]["max_abs_calibrated"] <= 1e-5
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    meta = session.get_modelmeta().custom_metadata_map
+    assert float(meta["temperature"]) == calibration["temperature"]
+    assert float(meta["ood_threshold"]) == calibration["ood_threshold"]
 
 
 def test_cli_human_report(tmp_path: Path, trained_checkpoint) -> None:
@@ -184,6 +202,7 @@ def test_cli_human_report(tmp_path: Path, trained_checkpoint) -> None:
     assert result.exit_code == 0, result.output
     assert "max |Δ| logits" in result.stdout
     assert "argmax agreement" in result.stdout
+    assert "test ECE (15 bins)" in result.stdout and "temperature" in result.stdout
 
 
 def test_cli_a_corrupt_pth_exits_2_and_writes_nothing(tmp_path: Path) -> None:

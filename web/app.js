@@ -35,6 +35,7 @@ async function classify(source, width, height, label, { jpeg = false } = {}) {
   showInput($("preview"), pixels);
   const how = width === 28 && height === 28 ? "as given" : "trimmed to the garment, fitted, centred";
   $("preview-note").textContent = `28×28, ${how}, light garment on dark${inverted ? " (inverted)" : ""}`;
+  // calibrated_probabilities where the file has them (the embedded models do), as fashion-infer
   const probabilities = await runProbabilities(session, ort, modelInput(pixels, meta), 1);
   render(Array.from(probabilities), label);
 }

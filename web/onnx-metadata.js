@@ -99,15 +99,18 @@ export function modelInput(pixels, props) {
 }
 
 /**
- * The contract's probabilities from a session's results: the "probabilities" output, or a
- * softmax of the first output (a model that returns logits only), row by row.
+ * The contract's probabilities from a session's results, as Python's infer/contract.py
+ * reads them: "calibrated_probabilities" (files exported since #24, softmax(logits / T):
+ * the confidence reported), else "probabilities", else a softmax of the first output (a
+ * model that returns logits only), row by row. Top-1 is the same either way.
  */
 export async function runProbabilities(session, ort, input, count) {
   const side = 28;
   const feeds = { [session.inputNames[0]]: new ort.Tensor("float32", input, [count, 1, side, side]) };
-  const name = session.outputNames.includes("probabilities") ? "probabilities" : session.outputNames[0];
+  const read = ["calibrated_probabilities", "probabilities"].filter((n) => session.outputNames.includes(n));
+  const name = read.length ? read[0] : session.outputNames[0];
   const data = (await session.run(feeds, [name]))[name].data;
-  if (name === "probabilities") return data;
+  if (read.length) return data;
   const out = new Float32Array(data.length);
   for (let row = 0; row < count; row++) {
     const logits = data.subarray(10 * row, 10 * row + 10);

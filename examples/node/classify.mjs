@@ -12,6 +12,8 @@
 // edge fitted to 28, centred; 28x28 images are only inverted when their border is light.
 // Class names, input scaling and polarity come from the model's own metadata; the input
 // and output names from the session (any model that keeps the contract's shapes works).
+// "probabilities" in each row are the file's calibrated_probabilities where it has them
+// (softmax(logits / T), as fashion-infer reports), else its probabilities.
 import { readFileSync } from "node:fs";
 import jpeg from "jpeg-js";
 import ort from "onnxruntime-node";
