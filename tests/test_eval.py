@@ -90,3 +90,17 @@ def test_fashion_eval_imports_neither_torch_nor_onnx_nor_matplotlib() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.stdout.strip() == "[]", done.stderr
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn"])
+def test_the_readme_trust_section_is_the_generated_one(name: str) -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("<!-- trust:start -->")[1].split("<!-- trust:end -->")[0]
+    report = json.loads((ROOT / "models" / "trust" / f"{name}.json").read_text())
+    export = json.loads((ROOT / "models" / f"fashion_{name}.export.json").read_text())
+    assert report["ece_calibrated"] == pytest.approx(export["calibration"]["ece_after"], abs=1e-6)
+    assert f"| {report['ece_calibrated']:.4f} (" in section
+    for row in report["ood"]["sets"]["energy"]:
+        assert f"| `{name}` | {row['name']} | {row['auroc']:.4f} (" in section
+    for png in ("confusion", "reliability"):
+        assert (ROOT / "models" / "trust" / f"{name}-{png}.png").read_bytes().startswith(PNG)
