@@ -64,7 +64,8 @@ def section(reports: dict[str, EvalReport]) -> str:
         "scikit-image's 14 bundled photos, resized to 28x28), **noise** (2,000 uniform), "
         "**inverted** (2,000 test images, dark on light). Unknown = above the model's default "
         "threshold, which keeps 95% of the test set; AUROC by the energy score the rows use "
-        "(in brackets: the maximum softmax probability of the calibrated probabilities). Targets (digits and patches): AUROC >= 0.99 and >= 95% unknown "
+        "(in brackets: the maximum softmax probability of the calibrated probabilities). "
+        "Targets (digits and patches): AUROC >= 0.99 and >= 95% unknown "
         "for the CNN, >= 0.97 and >= 85% for the MLP.",
         "",
         "| model | set | AUROC energy (MSP) | unknown at the default threshold | target |",

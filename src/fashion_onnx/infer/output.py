@@ -119,7 +119,8 @@ class RowFormat:
         top_i = order.tolist()
         names = self.class_names
         if self.fmt == "csv":
-            if _CSV_SPECIAL.isdisjoint("".join([*paths, *names])):  # nothing to quote
+            # nothing to quote, no abstaining: the fast path
+            if self.abstain is None and _CSV_SPECIAL.isdisjoint("".join([*paths, *names])):
                 return "".join(
                     f"{path},{i[0]},{names[i[0]]},{p[0]:.6f}"
                     + "".join(f",{names[j]},{q:.6f}" for j, q in zip(i[1:], p[1:], strict=True))
