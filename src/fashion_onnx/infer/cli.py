@@ -32,8 +32,6 @@ from fashion_onnx.cli_common import (
     warnings_as_lines,
 )
 from fashion_onnx.constants import DEVICES
-from fashion_onnx.infer.output import FORMATS, format_of
-from fashion_onnx.infer.prepare import FIT_CHOICES, INVERT_CHOICES
 
 if TYPE_CHECKING:
     import numpy as np
@@ -197,6 +195,8 @@ def infer_command(
     version: VersionOption = False,
 ) -> None:
     _choice(device, DEVICES, "--device")
+    from fashion_onnx.infer.prepare import FIT_CHOICES, INVERT_CHOICES
+
     _choice(invert, INVERT_CHOICES, "--invert")
     _choice(fit, FIT_CHOICES, "--fit")
     fmt = pick_format(fmt, output)
@@ -233,12 +233,17 @@ def infer_command(
 
 
 def main() -> None:
+    # No BLAS is used here or in the workers (they fork from this process): one OpenBLAS
+    # thread spares the ~70 ms of CPU numpy's import spends starting a pool of them.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     run_then_exit_at_once(app)
 
 
 def pick_format(fmt: str | None, output: str | None) -> str:
     """--format as given, else the one -o's suffix names, else table. A suffix that names
     another format than the one given is refused (``--format json -o out.csv``)."""
+    from fashion_onnx.infer.output import FORMATS, format_of
+
     implied = format_of(output) if output is not None else None
     if fmt is None:
         return implied[1] if implied else "table"
@@ -369,7 +374,7 @@ def any_image(inputs: list[str]) -> bool:
     """Whether ``inputs`` hold at least one file; if not, name the problems met on stderr.
     Cheap: discovery stops at the first file. URIs are listed by Ray, not here."""
     from fashion_onnx.infer.discover import find_images
-    from fashion_onnx.infer.ray_engine import is_uri
+    from fashion_onnx.infer.ray_cluster import is_uri
 
     if any(is_uri(i) for i in inputs):
         return True
