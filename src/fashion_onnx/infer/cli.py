@@ -12,9 +12,10 @@ import contextlib
 import csv
 import glob
 import os
+import signal
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TextIO
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from fashion_onnx.infer.abstain import Abstain
     from fashion_onnx.infer.decode import Failure
     from fashion_onnx.infer.files import FileBatch
+    from fashion_onnx.infer.journal import Journal, Stop
     from fashion_onnx.infer.output import RowFormat, RowWriter
     from fashion_onnx.infer.work import Counts, Done, Truth
 
@@ -131,11 +133,21 @@ def infer_command(
         typer.Option(
             "--output",
             "-o",
-            help="Write here (a file, atomically; for parquet a directory or URI). "
+            help="Write here (a file, atomically; for parquet a directory or URI). A file's "
+            "rows are journaled in FILE.partial as they come (see --resume). "
             "[default: stdout]",
             show_default=False,
         ),
     ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Finish the run that -o FILE's journal (FILE.partial) holds, after a kill, "
+            "Ctrl-C or a full disk: what it finished is skipped. With no journal, a normal "
+            "run.",
+        ),
+    ] = False,
     top_k: Annotated[int, typer.Option(min=1, max=10, help="Classes shown per image.")] = 1,
     labels: Annotated[
         Path | None,
@@ -209,6 +221,10 @@ def infer_command(
         raise typer.BadParameter(f"{output} is a directory; give a file", param_hint="--output")
     if (ood_score or abstain) and engine == "ray":
         fail("--ood-score and --abstain need the local engine (--engine local)")
+    if resume and output is None:
+        raise typer.BadParameter(
+            "needs -o FILE (the journal is kept beside it)", param_hint="--resume"
+        )
     settings = Settings(
         model,
         device,
@@ -223,6 +239,7 @@ def infer_command(
         engine,
         ray_address,
         Trust(min_confidence, ood_score, abstain),
+        resume,
     )
     show_progress = sys.stderr.isatty() if progress is None else progress
     with warnings_as_lines():  # the model's metadata, a CUDA fallback: one line each
@@ -274,6 +291,7 @@ class Settings:
     engine: str  # local | ray
     ray_address: str | None
     trust: Trust | None = None  # --min-confidence, --ood-score, --abstain
+    resume: bool = False  # go on from -o's journal, if there is one
 
 
 @dataclass(frozen=True)
@@ -409,18 +427,12 @@ def is_an_input(output: str, inputs: list[str]) -> bool:
 
 
 @contextlib.contextmanager
-def open_output(output: str | None, guard_stdout: bool) -> Iterator[TextIO]:
-    """stdout, or a file that appears (atomically) only once everything is written.
+def open_output(guard_stdout: bool) -> Iterator[TextIO]:
+    """stdout (a file is written through its journal, ``open_journal``).
 
     ``guard_stdout``: rows go to a private copy of stdout while file descriptor 1 points
     at stderr, so that nothing a library prints there (Ray does) can mix into the rows.
     """
-    from fashion_onnx.fileio import atomic_path
-
-    if output is not None:
-        with atomic_path(output) as tmp, tmp.open("w", encoding="utf-8", newline="") as handle:
-            yield handle
-        return
     try:
         fd = sys.stdout.fileno()
     except (AttributeError, OSError, ValueError):
@@ -465,31 +477,60 @@ def report_failures(failures: Iterable[Failure]) -> None:
         typer.echo(f"{failure.path}: {failure.reason}", err=True)
 
 
+def open_journal(
+    s: Settings, inputs: list[str], model_bytes: bytes, labels: Path | None
+) -> Journal:
+    """-o FILE's journal: new, or the one --resume goes on from (refusals are one line)."""
+    from fashion_onnx.infer.journal import Journal, fingerprint
+
+    assert s.output is not None
+    options = {"--format": s.fmt, "--top-k": s.top_k, "--invert": s.invert, "--fit": s.fit}
+    options |= {"--device": s.device, "--engine": s.engine}
+    marks = fingerprint(inputs, model_bytes, options, str(labels) if labels else None)
+    return Journal.open(s.output, marks, resume=s.resume)
+
+
 def write_rows(
-    done_chunks: Iterable[Done], writer: RowWriter, advance: Callable[[int], None]
+    done_chunks: Iterable[Done],
+    writer: RowWriter,
+    advance: Callable[[int], None],
+    journal: Journal | None = None,
+    stop: Stop | None = None,
 ) -> Counts:
     """Write each finished chunk's rendered rows and name its failures, as they come;
-    add up the counts. Nothing here is per image."""
+    add up the counts; record each chunk in the journal. Nothing here is per image.
+    Stops after the chunk during which ``stop`` got a signal (no footer then)."""
     from fashion_onnx.infer.work import Counts
 
     counts = Counts()
-    for done in done_chunks:
-        report_failures(done.failures)
-        writer.write_rendered(done.text, done.counts.classified)
-        counts.add(done.counts)
-        advance(done.counts.classified + done.counts.failed)
-    writer.close()
+    try:
+        for done in done_chunks:
+            report_failures(done.failures)
+            writer.write_rendered(done.text, done.counts.classified)
+            if journal is not None:
+                journal.commit(done.counts)
+            counts.add(done.counts)
+            advance(done.counts.classified + done.counts.failed)
+            if stop is not None and stop.signal is not None:
+                return counts
+        writer.close()
+    except OSError as exc:  # the disk is full: the journal keeps what it recorded
+        if journal is None:
+            raise
+        raise journal.failed(exc) from None
     return counts
 
 
 def render_ray_batches(
-    batches: Iterable[FileBatch], rows: RowFormat, truth: Truth | None
+    batches: Iterable[FileBatch], rows: RowFormat, truth: Truth | None, journal: Journal | None
 ) -> Iterator[Done]:
     """The Ray engine's batches as finished chunks (the driver renders them)."""
     from fashion_onnx.infer.prepare import Preparation
     from fashion_onnx.infer.work import Decoded, Job, conclude
 
     for batch in batches:
+        if journal is not None:
+            journal.expect([f.path for f in batch.failures] + batch.paths)
         decoded = Decoded(batch.paths, batch.probabilities[:0], batch.failures)
         yield conclude(Job(Preparation(), rows, truth), decoded, batch.probabilities)
 
@@ -547,7 +588,16 @@ def run(inputs: list[str], s: Settings, *, labels: Path | None, progress: bool) 
             where = classifier.provider
         if s.fmt != "parquet":
             advance = stack.enter_context(progress_bar(progress))
-            stream = stack.enter_context(open_output(s.output, guard_stdout=on_ray))
+            journal = stop = None
+            if s.output is not None:
+                from fashion_onnx.infer.journal import Stop
+
+                journal = open_journal(s, inputs, classifier.model_bytes, labels)
+                stack.callback(journal.close)
+                stream = journal.stream
+                stop = stack.enter_context(Stop())
+            else:
+                stream = stack.enter_context(open_output(guard_stdout=on_ray))
             trust = (s.trust or Trust()).rule(classifier.engine.contract.ood_threshold, s.model)
             writer = RowWriter(
                 stream,
@@ -556,16 +606,47 @@ def run(inputs: list[str], s: Settings, *, labels: Path | None, progress: bool) 
                 s.top_k,
                 labelled=known is not None,
                 abstain=trust,
+                resumed_rows=journal.rows_before if journal else None,
             )
             if on_ray:
                 batches = ray_engine.classify_on_ray(
-                    inputs, model=model, device=s.device, preparation=preparation
+                    inputs,
+                    model=model,
+                    device=s.device,
+                    preparation=preparation,
+                    skip=journal.skip if journal is not None else None,
                 )
-                done: Iterable[Done] = render_ray_batches(batches, writer.rows, truth)
+                done: Iterator[Done] = render_ray_batches(batches, writer.rows, truth, journal)
             else:
+                from fashion_onnx.infer.journal import chunk_names
+
                 job = Job(classifier.preparation, writer.rows, truth)
-                done = run_job(job, chunks(inputs), classifier.engine, s.workers)
-            counts = write_rows(done, writer, advance)
+                tasks = chunks(inputs)
+                if journal is not None:
+                    tasks = journal.track(tasks, chunk_names)
+                done = run_job(job, tasks, classifier.engine, s.workers)
+            if journal is None:
+                counts = write_rows(done, writer, advance)
+            else:
+                counts = Counts()
+                counts.add(journal.saved)  # what earlier runs finished
+                advance(counts.classified + counts.failed)
+                try:
+                    counts.add(write_rows(done, writer, advance, journal, stop))
+                except KeyboardInterrupt:  # a second Ctrl-C
+                    assert stop is not None
+                    stop.signal = signal.SIGINT
+                if stop is not None and stop.signal is not None:
+                    if isinstance(done, Generator):
+                        done.close()  # no more work handed out; the workers end
+                    saved = journal.save()
+                    typer.echo(
+                        f"interrupted: {saved:,} of the images are saved in "
+                        f"{journal.folder}; run the same command with --resume to finish",
+                        err=True,
+                    )
+                    return 128 + stop.signal
+                journal.publish()
     if known is not None and s.fmt != "parquet":
         known.warn_if_unmatched(counts)
     seconds = time.perf_counter() - started

@@ -187,7 +187,8 @@ class RowWriter:
 
     ``labelled``: the table gets a ``true`` column, ✓ on a right row and ``✗ Coat`` (the
     true class) on a wrong one, blank where the true class is unknown; other formats are
-    unchanged. ``abstain``: see ``RowFormat``.
+    unchanged. ``abstain``: see ``RowFormat``. ``resumed_rows``: the stream already holds
+    the header and this many rows (a resumed run), so the writer goes on where they end.
     """
 
     def __init__(
@@ -199,12 +200,14 @@ class RowWriter:
         *,
         labelled: bool = False,
         abstain: Abstain | None = None,
+        resumed_rows: int | None = None,
     ) -> None:
         marks = _marks(stream) if labelled and fmt == "table" else None
         self.rows = RowFormat(fmt, tuple(class_names), top_k, marks, abstain)
         self.stream = stream
-        self.written = 0  # rows so far
-        stream.write(self.rows.header())
+        self.written = resumed_rows or 0  # rows so far
+        if resumed_rows is None:
+            stream.write(self.rows.header())
 
     def write_rendered(self, text: str, rows: int) -> None:
         """Write a chunk of ``rows`` rows that ``self.rows.render`` made (anywhere)."""

@@ -19,7 +19,7 @@ Nothing here is imported unless Ray is asked for.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     import ray.data
 
 BATCH = 1024  # rows per Ray Data batch: large enough to amortise the engine call
+Skip = Callable[[list[str]], int]  # every input's name, in order -> how many are done
 
 
 # -- the Ray Data steps (run on the workers) -----------------------------------------
@@ -200,16 +201,21 @@ def add_predictions(
 # -- the CLI's engine --------------------------------------------------------------------
 
 
-def dataset_of(inputs: Sequence[str], problems: list[Failure]) -> tuple[ray.data.Dataset, str]:
+def dataset_of(
+    inputs: Sequence[str], problems: list[Failure], skip: Skip | None = None
+) -> tuple[ray.data.Dataset, str]:
     """(a dataset of the inputs, its source column). Local files, directories and globs are
     found here (every node must read the same paths): the workers read ``file``, the
     absolute path, and ``path`` keeps the form given, as the local engine writes it. URIs
-    go through Ray Data's reader. Discovery problems are appended to ``problems``."""
+    go through Ray Data's reader. Discovery problems are appended to ``problems``.
+    ``skip``: see ``classify_on_ray``."""
     import ray.data
 
     uris = [p for p in inputs if is_uri(p)]
     if uris and len(uris) != len(inputs):
         raise InvalidArgumentError("give either local paths or URIs (s3://...), not both")
+    if uris and skip is not None:
+        raise InvalidArgumentError("--resume takes local paths on --engine ray, not URIs")
     if uris:
         schemes = {u.split("://", 1)[0] for u in uris}
         if len(schemes) > 1:
@@ -234,6 +240,10 @@ def dataset_of(inputs: Sequence[str], problems: list[Failure]) -> tuple[ray.data
             rows.append({"path": path, "file": os.path.abspath(path)})
         else:
             problems.append(Failure(path, problem))
+    if skip is not None:  # the problems come first, then the files
+        finished = skip([f.path for f in problems] + [row["path"] for row in rows])
+        rows = rows[max(0, finished - len(problems)) :]
+        del problems[:finished]
     return ray.data.from_items(rows), "file"
 
 
@@ -263,12 +273,13 @@ def _predictions(
     device: str,
     preparation: Preparation,
     batch_size: int,
+    skip: Skip | None = None,
 ) -> tuple[ray.data.Dataset, list[Failure]]:
     """(the inputs' dataset with the prediction columns, without the column read (file
     contents, or absolute paths), the problems met finding the inputs)."""
     _quiet_ray_data()
     problems: list[Failure] = []
-    ds, column = dataset_of(inputs, problems)
+    ds, column = dataset_of(inputs, problems, skip)
     ds = add_predictions(
         ds,
         column=column,
@@ -288,10 +299,16 @@ def classify_on_ray(
     device: str,
     preparation: Preparation,
     batch_size: int = BATCH,
+    skip: Skip | None = None,
 ) -> Iterator[FileBatch]:
     """Classify ``inputs`` on the connected cluster; stream ``FileBatch``es to this
-    process in input order. Every input comes back once: classified or failed."""
-    ds, problems = _predictions(inputs, model, device, preparation, batch_size)
+    process in input order. Every input comes back once: classified or failed.
+
+    ``skip`` (a resumed run; local paths only) is given every input's name in order, the
+    problems met finding them first, and says how many of them are done already: those
+    are left out.
+    """
+    ds, problems = _predictions(inputs, model, device, preparation, batch_size, skip)
     if problems:
         yield FileBatch([], np.empty((0, NUM_CLASSES), np.float32), problems)
     for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
