@@ -143,14 +143,15 @@ def test_sigkill_at_random_moments_then_resume_gives_the_same_bytes(work: Path, 
     expected = reference(work, "imgs", "--format", fmt, "--model", "cnn", "--top-k", "3")
     chance = random.Random(f"kill-{fmt}")
     saved = []
-    for round_ in range(3):
+    for round_ in range(4):
         process = subprocess.Popen(
             command(*args, *(["--resume"] if round_ else [])),
             cwd=work,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(chance.uniform(1.0, 4.0))
+        rows_started(work / f"{out}.partial")
+        time.sleep(chance.uniform(0.0, 3.0))  # a random moment of the run
         process.kill()
         process.wait()
         folder = work / f"{out}.partial"

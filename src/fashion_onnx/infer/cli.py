@@ -12,6 +12,7 @@ import contextlib
 import csv
 import glob
 import os
+import shutil
 import signal
 import sys
 import time
@@ -481,13 +482,32 @@ def open_journal(
     s: Settings, inputs: list[str], model_bytes: bytes, labels: Path | None
 ) -> Journal:
     """-o FILE's journal: new, or the one --resume goes on from (refusals are one line)."""
-    from fashion_onnx.infer.journal import Journal, fingerprint
+    from fashion_onnx.infer.journal import Journal
 
     assert s.output is not None
+    return Journal.open(s.output, run_fingerprint(s, inputs, model_bytes, labels), resume=s.resume)
+
+
+def run_fingerprint(
+    s: Settings, inputs: list[str], model_bytes: bytes, labels: Path | None
+) -> dict[str, object]:
+    """What --resume must find unchanged: the inputs, the model, the options that change rows."""
+    from fashion_onnx.infer.journal import fingerprint
+
     options = {"--format": s.fmt, "--top-k": s.top_k, "--invert": s.invert, "--fit": s.fit}
     options |= {"--device": s.device, "--engine": s.engine}
-    marks = fingerprint(inputs, model_bytes, options, str(labels) if labels else None)
-    return Journal.open(s.output, marks, resume=s.resume)
+    return fingerprint(inputs, model_bytes, options, str(labels) if labels else None)
+
+
+def open_checkpoint(
+    s: Settings, inputs: list[str], model_bytes: bytes, labels: Path | None
+) -> str:
+    """A Parquet job's checkpoint folder (Ray Data's checkpointing), as ``open_journal``."""
+    from fashion_onnx.infer.journal import checkpoint_folder
+
+    assert s.output is not None
+    marks = run_fingerprint(s, inputs, model_bytes, labels)
+    return checkpoint_folder(s.output, marks, resume=s.resume)
 
 
 def write_rows(
@@ -579,9 +599,19 @@ def run(inputs: list[str], s: Settings, *, labels: Path | None, progress: bool) 
             model, preparation = classifier.model_bytes, classifier.preparation
             if s.fmt == "parquet":
                 assert s.output is not None
+                checkpoint = None
+                if not any(ray_engine.is_uri(i) for i in inputs):  # local paths: resumable
+                    checkpoint = open_checkpoint(s, inputs, model, labels)
                 classified, failures = ray_engine.write_parquet_on_ray(
-                    inputs, s.output, model=model, device=s.device, preparation=preparation
+                    inputs,
+                    s.output,
+                    model=model,
+                    device=s.device,
+                    preparation=preparation,
+                    checkpoint=checkpoint,
                 )
+                if checkpoint is not None:
+                    shutil.rmtree(checkpoint)
                 report_failures(failures)
                 counts = Counts(classified=classified, failed=len(failures))
         else:

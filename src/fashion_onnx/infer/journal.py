@@ -44,7 +44,7 @@ from fashion_onnx.errors import FashionOnnxError, InvalidArgumentError
 from fashion_onnx.infer.sources import Chunk, PathChunk, size_of
 from fashion_onnx.infer.work import Counts
 
-SYNC_SECONDS = 2.0  # at most this long between fsyncs: what a power cut can cost
+SYNC_SECONDS = 1.0  # at most this long between fsyncs: what a power cut can cost
 ROWS, JOURNAL = "rows", "journal"
 VERSION = 1  # of the journal's format
 
@@ -151,6 +151,44 @@ def _what_changed(before: dict[str, object], now: dict[str, object]) -> str | No
                 return f"the model differs (sha256 {str(was)[:12]}... then, {str(_is)[:12]}... now)"
             return f"{name} was {was!r}, now {_is!r}"
     return None
+
+
+def checkpoint_folder(output: str, fingerprint: dict[str, object], *, resume: bool) -> str:
+    """``output.partial``, the folder of a Parquet job's checkpoint (Ray Data's own, see
+    ``ray_engine.write_parquet_on_ray``), with the run's fingerprint: a new one, or with
+    ``resume`` the one an earlier run left. Remove it when the job succeeds.
+
+    Raises:
+        JournalRefused: as ``Journal.open``.
+    """
+    folder = partial_path(output)
+    run = os.path.join(folder, "run")
+    if os.path.lexists(folder):
+        if not os.path.isfile(run):
+            raise JournalRefused(
+                f"{folder} is in the way (it is not a journal of fashion-infer): move it"
+            )
+        if not resume:
+            raise JournalRefused(
+                f"{folder} holds an unfinished run: run the same command with --resume to "
+                f"finish it, or delete {folder} to start over"
+            )
+        with open(run, "rb") as handle:
+            before = _parse(handle.read())
+        if isinstance(before, dict):
+            changed = _what_changed(before, fingerprint)
+            if changed is not None:
+                raise JournalRefused(
+                    f"--resume: {folder} is of another run: {changed}; run the command "
+                    f"that started it, or delete {folder} to start over"
+                )
+            return folder
+    os.makedirs(folder, exist_ok=True)
+    with open(run, "wb") as handle:
+        handle.write(_line(fingerprint))
+        handle.flush()
+        os.fsync(handle.fileno())
+    return folder
 
 
 class Journal:

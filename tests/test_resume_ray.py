@@ -1,0 +1,100 @@
+"""``--resume`` on ``--engine ray``: the driver of a real ``fashion-infer`` process (its own
+local Ray, on 127.0.0.1) is killed midway, and the resumed job finishes the same output."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.slow
+pytest.importorskip("ray", reason="the [ray] extra is not installed")
+IMAGES = 3000
+
+
+def command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "fashion_onnx.infer", *args, "--engine", "ray", "--workers", "2"]
+
+
+@pytest.fixture(scope="module")
+def ray_env(tmp_path_factory) -> dict[str, str]:
+    """A HOME of its own (Ray keeps its token there), no inherited address, loopback only."""
+    home = tmp_path_factory.mktemp("home")
+    env = {**os.environ, "HOME": str(home), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    for key in ("RAY_ADDRESS", "AWS_ENDPOINT_URL"):
+        env.pop(key, None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory, test_set) -> Path:
+    root = tmp_path_factory.mktemp("ray-resume")
+    folder = root / "imgs"
+    folder.mkdir()
+    for i in range(IMAGES):
+        Image.fromarray(test_set[0][i], mode="L").save(folder / f"{i:05d}.png")
+    (folder / "empty.png").write_bytes(b"")
+    return root
+
+
+def run(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command(*args), cwd=root, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def wait_for(predicate, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def test_the_driver_killed_then_resumed_writes_the_same_csv(images: Path, ray_env) -> None:
+    expected = run(images, ray_env, "imgs", "--format", "csv")
+    assert expected.returncode == 1, expected.stderr
+    args = ("imgs", "-o", "out.csv", "--model", "mlp")
+    process = subprocess.Popen(
+        command(*args), cwd=images, env=ray_env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    journal = images / "out.csv.partial" / "journal"
+    wait_for(lambda: journal.exists() and len(journal.read_bytes().splitlines()) >= 2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (images / "out.csv").exists()
+    finished = run(images, ray_env, *args, "--resume")
+    assert finished.returncode == 1, finished.stderr
+    assert (images / "out.csv").read_text() == expected.stdout
+    assert f"{IMAGES} image(s) classified, 1 failed" in finished.stderr
+
+
+def test_a_parquet_job_killed_then_resumed_has_every_path_once(images: Path, ray_env) -> None:
+    import pyarrow.parquet as pq
+
+    out = images / "parquet-out"
+    args = ("imgs", "--format", "parquet", "-o", str(out), "--model", "cnn")
+    process = subprocess.Popen(
+        command(*args), cwd=images, env=ray_env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    wait_for(lambda: out.is_dir() and any(out.glob("*.parquet")))
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    refused = run(images, ray_env, *args)
+    assert refused.returncode == 2 and "--resume" in refused.stderr, refused.stderr
+    finished = run(images, ray_env, *args, "--resume")
+    assert finished.returncode == 1, finished.stderr
+    paths = pq.read_table(out, columns=["path"]).column("path").to_pylist()
+    every = {os.path.abspath(images / "imgs" / f"{i:05d}.png") for i in range(IMAGES)}
+    every.add(os.path.abspath(images / "imgs" / "empty.png"))
+    assert sorted(paths) == sorted(every)  # each path once
+    assert not Path(f"{out}.partial").exists()
