@@ -20,6 +20,7 @@ from bench import (
     cores,
     end_to_end,
     engine,
+    journal,
     model_card,
     photos,
     ray_engine,
@@ -30,6 +31,7 @@ from bench import (
 from bench.common import ROOT, WORK, machine_facts
 from bench.inputs import linked_folder, png_folder
 from bench.report import (
+    journal_table,
     markdown,
     model_comparison,
     photo_table,
@@ -51,6 +53,7 @@ SECTIONS = (
     "models",
     "photos",
     "serving",
+    "journal",
 )
 
 
@@ -93,6 +96,7 @@ def main() -> None:
         update_readme(ROOT / "README.md", scaling_notes(results), "scaling")
         update_readme(ROOT / "README.md", photo_table(results), "photos")
         update_readme(ROOT / "README.md", serving_table(results), "serving")
+        update_readme(ROOT / "README.md", journal_table(results), "journal")
         return
 
     from fashion_onnx.export import export_onnx
@@ -177,6 +181,13 @@ def main() -> None:
             results["serving"] = {"skipped": "wrk is not installed"}
         else:
             results["serving"] = serve.run(test_u8[0], 2 if args.quick else serve.DURATION_S)
+    if "journal" in args.only:
+        size = 3000 if args.quick else 200_000
+        print(f"journal: -o with the journal vs stdout to a file, {size:,} files ...", flush=True)
+        tree = folder if args.quick else WORK / "tree-200k"
+        if not tree.is_dir():
+            tree = linked_folder(folder, size, f"{prefix}links-{size}")
+        results["journal"] = journal.run(tree, repeats)
     results["seconds"] = time.perf_counter() - started
     today = time.strftime("%Y-%m-%d")
     results["measured"] = {section: today for section in args.only}
@@ -194,6 +205,8 @@ def main() -> None:
         update_readme(ROOT / "README.md", scaling_notes(results), "scaling")
         update_readme(ROOT / "README.md", photo_table(results), "photos")
         update_readme(ROOT / "README.md", serving_table(results), "serving")
+    if not args.quick and "journal" in results:
+        update_readme(ROOT / "README.md", journal_table(results), "journal")
     print(table)
 
 

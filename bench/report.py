@@ -297,6 +297,29 @@ def serving_table(r: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def journal_table(r: dict) -> str:
+    """What -o FILE's resume journal costs, and how soon --resume writes a new row."""
+    x = r.get("journal")
+    if not x:
+        return "Journal: not measured.\n"
+    resume = x["resume"]
+    cost_met = x["cost"] <= 0.03
+    resume_met = resume["over_walk_s"] <= 1.0
+    return "\n".join(
+        [
+            f"{x['files']:,} PNG files, {r['machine']['cpu']}, {r['machine']['cpus_usable']} CPUs.",
+            "",
+            "| measure | value | target | met |",
+            "|---|---|---|---|",
+            f"| `-o FILE` (journal) vs stdout to a file | {x['journal_s']:.1f} s vs "
+            f"{x['stdout_to_file_s']:.1f} s: {100 * x['cost']:+.1f}% | <= 3% | {_yes(cost_met)} |",
+            f"| `--resume` after Ctrl-C at half: start to first new row "
+            f"| {resume['first_new_row_s']:.2f} s ({resume['walk_s']:.2f} s of it walking past "
+            f"{resume['chunks_done']} finished chunks) | <= 1 s + the walk | {_yes(resume_met)} |",
+        ]
+    ) + "\n"
+
+
 def update_readme(readme_path: Path, table: str, marker: str = "bench") -> None:
     """Put ``table`` between the README's ``<!-- marker:start -->`` and ``:end`` markers."""
     start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
