@@ -152,8 +152,13 @@ def test_sigkill_at_random_moments_then_resume_gives_the_same_bytes(work: Path, 
         )
         rows_started(work / f"{out}.partial")
         time.sleep(chance.uniform(0.0, 3.0))  # a random moment of the run
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
         process.kill()
         process.wait()
+        gone_by = time.monotonic() + 30  # the workers end with the chunk in hand
+        while any(Path(f"/proc/{c}").exists() for c in children):
+            assert time.monotonic() < gone_by, f"workers {children} outlived their parent"
+            time.sleep(0.05)
         folder = work / f"{out}.partial"
         saved.append(journal_records(folder) if folder.exists() else -1)
     assert max(saved) >= 1, saved  # some kill landed after a sync, mid-run

@@ -53,14 +53,22 @@ def _serve(
     work: Callable[[Any], Any],
     initializer: Callable[..., None] | None,
     initargs: tuple[Any, ...],
+    inherited: list[Connection],
 ) -> None:
     """A worker's life: run ``work`` on each task until the pipe closes.
+
+    ``inherited``: the parent's ends of this worker's pipes and of the other workers',
+    which the fork copied here; closed at once, or the task pipes would stay open here and
+    no worker would see their end when the parent closes them, or is killed: each close
+    waited 5 s per worker, and a SIGKILL left the workers behind for good.
 
     A thread here takes the tasks off the pipe as they come, so the parent never blocks
     sending one (a large chunk) while this process blocks sending a result it has not
     read yet: no deadlock whatever the sizes.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    for connection in inherited:
+        connection.close()
     inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
     end = object()
 
@@ -90,11 +98,13 @@ def _serve(
 
 
 class _Worker:
-    def __init__(self, ctx: Any, target: tuple[Any, ...]) -> None:
+    def __init__(self, ctx: Any, target: tuple[Any, ...], others: list[_Worker]) -> None:
         task_reader, self.tasks = ctx.Pipe(duplex=False)
         self.results, result_writer = ctx.Pipe(duplex=False)
+        inherited = [self.tasks, self.results]  # the parent's ends, which the fork copies
+        inherited += [c for w in others for c in (w.tasks, w.results)]
         self.process: BaseProcess = ctx.Process(
-            target=_serve, args=(task_reader, result_writer, *target), daemon=True
+            target=_serve, args=(task_reader, result_writer, *target, inherited), daemon=True
         )
         self.process.start()
         task_reader.close()
@@ -123,7 +133,9 @@ class OrderedPool(Generic[T, R]):
         # fork where it is safe and cheapest (Linux): workers start without re-importing.
         self._ctx = mp.get_context("fork" if sys.platform.startswith("linux") else None)
         self._target = (work, initializer, initargs)
-        self._workers = [_Worker(self._ctx, self._target) for _ in range(workers)]
+        self._workers: list[_Worker] = []
+        for _ in range(workers):
+            self._workers.append(_Worker(self._ctx, self._target, self._workers))
 
     def __enter__(self) -> OrderedPool[T, R]:
         return self
@@ -171,7 +183,8 @@ class OrderedPool(Generic[T, R]):
 
     def _replace(self, index: int, pending: deque[Any]) -> _Worker:
         self._workers[index].close()
-        worker = self._workers[index] = _Worker(self._ctx, self._target)
+        others = self._workers[:index] + self._workers[index + 1 :]
+        worker = self._workers[index] = _Worker(self._ctx, self._target, others)
         for task in pending:
             worker.tasks.send(task)
             worker.pending.append(task)
