@@ -77,6 +77,11 @@ def test_the_driver_killed_then_resumed_writes_the_same_csv(images: Path, ray_en
     assert f"{IMAGES} image(s) classified, 1 failed" in finished.stderr
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="not built yet: Parquet jobs are not resumable (Ray Data's CheckpointConfig, tried, "
+    "wrote no checkpoint before the first part file and hung on resume with 2 CPUs)",
+)
 def test_a_parquet_job_killed_then_resumed_has_every_path_once(images: Path, ray_env) -> None:
     import pyarrow.parquet as pq
 

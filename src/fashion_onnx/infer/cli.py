@@ -12,7 +12,6 @@ import contextlib
 import csv
 import glob
 import os
-import shutil
 import signal
 import sys
 import time
@@ -499,17 +498,6 @@ def run_fingerprint(
     return fingerprint(inputs, model_bytes, options, str(labels) if labels else None)
 
 
-def open_checkpoint(
-    s: Settings, inputs: list[str], model_bytes: bytes, labels: Path | None
-) -> str:
-    """A Parquet job's checkpoint folder (Ray Data's checkpointing), as ``open_journal``."""
-    from fashion_onnx.infer.journal import checkpoint_folder
-
-    assert s.output is not None
-    marks = run_fingerprint(s, inputs, model_bytes, labels)
-    return checkpoint_folder(s.output, marks, resume=s.resume)
-
-
 def write_rows(
     done_chunks: Iterable[Done],
     writer: RowWriter,
@@ -599,19 +587,9 @@ def run(inputs: list[str], s: Settings, *, labels: Path | None, progress: bool) 
             model, preparation = classifier.model_bytes, classifier.preparation
             if s.fmt == "parquet":
                 assert s.output is not None
-                checkpoint = None
-                if not any(ray_engine.is_uri(i) for i in inputs):  # local paths: resumable
-                    checkpoint = open_checkpoint(s, inputs, model, labels)
                 classified, failures = ray_engine.write_parquet_on_ray(
-                    inputs,
-                    s.output,
-                    model=model,
-                    device=s.device,
-                    preparation=preparation,
-                    checkpoint=checkpoint,
+                    inputs, s.output, model=model, device=s.device, preparation=preparation
                 )
-                if checkpoint is not None:
-                    shutil.rmtree(checkpoint)
                 report_failures(failures)
                 counts = Counts(classified=classified, failed=len(failures))
         else:

@@ -153,44 +153,6 @@ def _what_changed(before: dict[str, object], now: dict[str, object]) -> str | No
     return None
 
 
-def checkpoint_folder(output: str, fingerprint: dict[str, object], *, resume: bool) -> str:
-    """``output.partial``, the folder of a Parquet job's checkpoint (Ray Data's own, see
-    ``ray_engine.write_parquet_on_ray``), with the run's fingerprint: a new one, or with
-    ``resume`` the one an earlier run left. Remove it when the job succeeds.
-
-    Raises:
-        JournalRefused: as ``Journal.open``.
-    """
-    folder = partial_path(output)
-    run = os.path.join(folder, "run")
-    if os.path.lexists(folder):
-        if not os.path.isfile(run):
-            raise JournalRefused(
-                f"{folder} is in the way (it is not a journal of fashion-infer): move it"
-            )
-        if not resume:
-            raise JournalRefused(
-                f"{folder} holds an unfinished run: run the same command with --resume to "
-                f"finish it, or delete {folder} to start over"
-            )
-        with open(run, "rb") as handle:
-            before = _parse(handle.read())
-        if isinstance(before, dict):
-            changed = _what_changed(before, fingerprint)
-            if changed is not None:
-                raise JournalRefused(
-                    f"--resume: {folder} is of another run: {changed}; run the command "
-                    f"that started it, or delete {folder} to start over"
-                )
-            return folder
-    os.makedirs(folder, exist_ok=True)
-    with open(run, "wb") as handle:
-        handle.write(_line(fingerprint))
-        handle.flush()
-        os.fsync(handle.fileno())
-    return folder
-
-
 class Journal:
     """A run's journal; make one with ``Journal.open``.
 

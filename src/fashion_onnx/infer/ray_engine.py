@@ -202,10 +202,7 @@ def add_predictions(
 
 
 def dataset_of(
-    inputs: Sequence[str],
-    problems: list[Failure],
-    skip: Skip | None = None,
-    manifest: str | None = None,
+    inputs: Sequence[str], problems: list[Failure], skip: Skip | None = None
 ) -> tuple[ray.data.Dataset, str]:
     """(a dataset of the inputs, its source column). Local files, directories and globs are
     found here (every node must read the same paths): the workers read ``file``, the
@@ -217,7 +214,7 @@ def dataset_of(
     uris = [p for p in inputs if is_uri(p)]
     if uris and len(uris) != len(inputs):
         raise InvalidArgumentError("give either local paths or URIs (s3://...), not both")
-    if uris and (skip is not None or manifest is not None):
+    if uris and skip is not None:
         raise InvalidArgumentError("--resume takes local paths on --engine ray, not URIs")
     if uris:
         schemes = {u.split("://", 1)[0] for u in uris}
@@ -277,13 +274,12 @@ def _predictions(
     preparation: Preparation,
     batch_size: int,
     skip: Skip | None = None,
-    manifest: str | None = None,
 ) -> tuple[ray.data.Dataset, list[Failure]]:
     """(the inputs' dataset with the prediction columns, without the column read (file
     contents, or absolute paths), the problems met finding the inputs)."""
     _quiet_ray_data()
     problems: list[Failure] = []
-    ds, column = dataset_of(inputs, problems, skip, manifest)
+    ds, column = dataset_of(inputs, problems, skip)
     ds = add_predictions(
         ds,
         column=column,
@@ -327,36 +323,14 @@ def write_parquet_on_ray(
     device: str,
     preparation: Preparation,
     batch_size: int = BATCH,
-    checkpoint: str | None = None,
 ) -> tuple[int, list[Failure]]:
     """Write the predictions as a Parquet dataset from the workers (one file per block) to
     a directory or URI; failed files are rows too, with their ``error``. Return (images
-    classified, the inputs that failed), over every run into ``destination``.
-
-    ``checkpoint`` (local paths only): a folder every node can reach where Ray Data's
-    checkpointing (``ray.data.checkpoint.CheckpointConfig``, the path the id) records
-    the rows written. A job killed midway and run again with the same folder writes only
-    the rest: each path ends up in ``destination`` once. Ray deletes its checkpoint when
-    the job succeeds.
-    """
+    classified, the inputs that failed)."""
     import ray.data
 
-    manifest = None
-    context = ray.data.DataContext.get_current()
-    before = context.checkpoint_config
-    if checkpoint is not None:
-        from ray.data.checkpoint import CheckpointConfig
-
-        manifest = os.path.join(checkpoint, "inputs.parquet")
-        where = os.path.abspath(os.path.join(checkpoint, "ray"))
-        context.checkpoint_config = CheckpointConfig(id_column="path", checkpoint_path=where)
-    try:  # the dataset takes the context as it is when it is made
-        ds, problems = _predictions(
-            inputs, model, device, preparation, batch_size, manifest=manifest
-        )
-        ds.write_parquet(destination)
-    finally:
-        context.checkpoint_config = before
+    ds, problems = _predictions(inputs, model, device, preparation, batch_size)
+    ds.write_parquet(destination)
     written = ray.data.read_parquet(destination, columns=["path", "error"])
     failed = written.filter(lambda row: row["error"] != "")
     failures = [Failure(str(r["path"]), str(r["error"])) for r in failed.iter_rows()]
