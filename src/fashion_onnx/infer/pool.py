@@ -59,8 +59,8 @@ def _serve(
 
     ``inherited``: the parent's ends of this worker's pipes and of the other workers',
     which the fork copied here; closed at once, or the task pipes would stay open here and
-    no worker would see their end when the parent closes them, or is killed: each close
-    waited 5 s per worker, and a SIGKILL left the workers behind for good.
+    no worker would see their end when the parent is killed (SIGKILL, a power cut of the
+    parent alone): they would wait for tasks for good.
 
     A thread here takes the tasks off the pipe as they come, so the parent never blocks
     sending one (a large chunk) while this process blocks sending a result it has not
