@@ -59,22 +59,31 @@ def wait_for(predicate, timeout: float = 180) -> None:
 
 
 def test_the_driver_killed_then_resumed_writes_the_same_csv(images: Path, ray_env) -> None:
-    expected = run(images, ray_env, "imgs", "--format", "csv")
+    for copy in ("again", "more"):  # 9,000 files: long enough to kill midway
+        (images / copy).mkdir()
+        for png in (images / "imgs").iterdir():
+            os.link(png, images / copy / png.name)
+    inputs = ("imgs", "again", "more")
+    expected = run(images, ray_env, *inputs, "--format", "csv", "--model", "cnn")
     assert expected.returncode == 1, expected.stderr
-    args = ("imgs", "-o", "out.csv", "--model", "mlp")
+    args = (*inputs, "-o", "out.csv", "--model", "cnn")
     process = subprocess.Popen(
         command(*args), cwd=images, env=ray_env, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     journal = images / "out.csv.partial" / "journal"
-    wait_for(lambda: journal.exists() and len(journal.read_bytes().splitlines()) >= 2)
+    wait_for(
+        lambda: (images / "out.csv").exists()
+        or (journal.exists() and len(journal.read_bytes().splitlines()) >= 2)
+    )
+    assert not (images / "out.csv").exists(), "the run ended before the kill: give it more"
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not (images / "out.csv").exists()
     finished = run(images, ray_env, *args, "--resume")
     assert finished.returncode == 1, finished.stderr
     assert (images / "out.csv").read_text() == expected.stdout
-    assert f"{IMAGES} image(s) classified, 1 failed" in finished.stderr
+    assert f"{3 * IMAGES} image(s) classified, 3 failed" in finished.stderr
 
 
 @pytest.mark.xfail(
