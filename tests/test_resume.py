@@ -235,6 +235,7 @@ def test_changed_options_or_model_are_refused_and_the_journal_kept(work: Path) -
         (["--top-k", "2"], "--top-k was 1, now 2"),
         (["--model", "cnn"], "the model differs"),
         (["--fit", "full"], "--fit was 'trim', now 'full'"),
+        (["--min-confidence", "0.5"], "--min-confidence was None, now 0.5"),
     ]:
         refused = infer(work, *args, *more, "--resume")
         assert refused.returncode == 2, refused.stderr

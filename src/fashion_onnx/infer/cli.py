@@ -495,6 +495,9 @@ def run_fingerprint(
 
     options = {"--format": s.fmt, "--top-k": s.top_k, "--invert": s.invert, "--fit": s.fit}
     options |= {"--device": s.device, "--engine": s.engine}
+    trust = s.trust or Trust()
+    options |= {"--min-confidence": trust.min_confidence, "--ood-score": trust.ood_score}
+    options |= {"--abstain": trust.abstain}
     return fingerprint(inputs, model_bytes, options, str(labels) if labels else None)
 
 
