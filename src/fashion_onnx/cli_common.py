@@ -1,4 +1,4 @@
-"""What the three CLIs share: exit statuses, one-line errors (usage errors included),
+"""What the commands share: exit statuses, one-line errors (usage errors included),
 ``--version``, the refusal to replace a model without ``--force``. Torch-free."""
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ VersionOption = Annotated[
 
 
 class Command(TyperCommand):
-    """The three commands' click command: a usage error is one ``error:`` line (exit 2),
+    """The commands' click command: a usage error is one ``error:`` line (exit 2),
     and the usage line names arguments plainly (``PATH...``, not typer's ``{PATH}``).
 
     Use it as ``@app.command(cls=Command)``. Click prints a usage error as a four-line
