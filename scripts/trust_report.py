@@ -10,13 +10,13 @@ puts the tables between the README's ``<!-- trust:start -->`` and ``<!-- trust:e
 from __future__ import annotations
 
 import json
-import platform
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import cpu_model  # noqa: E402
 from bench.report import update_readme  # noqa: E402
 
 from fashion_onnx.eval.data import test_set  # noqa: E402
@@ -28,16 +28,6 @@ TARGETS = {  # issue 24: AUROC and share marked unknown, digits and patches
     "mlp": {"ece": 0.015, "auroc": 0.97, "flagged": 0.85},
     "cnn": {"ece": 0.015, "auroc": 0.99, "flagged": 0.95},
 }
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _met(ok: bool) -> str:
@@ -93,7 +83,7 @@ def section(reports: dict[str, EvalReport]) -> str:
     ]
     lines += [
         "",
-        f"Speed as `fashion-eval` measures it ({cpu_name()}, {_cores()} CPUs, shared): "
+        f"Speed as `fashion-eval` measures it ({cpu_model()}, {_cores()} CPUs, shared): "
         + "; ".join(speed)
         + ".",
         "",
