@@ -3,9 +3,12 @@ closed (a forked worker holds copies of the other pipes, so it must be told to s
 
 from __future__ import annotations
 
+import os
 import time
 
-from fashion_onnx.infer.pool import OrderedPool
+import pytest
+
+from fashion_onnx.infer.pool import OrderedPool, WorkerDied
 
 
 def square(x: int) -> int:
@@ -25,3 +28,35 @@ def test_closing_ends_the_workers_at_once_even_idle_ones() -> None:
     # close() waits up to 5 s per worker before it terminates one that does not end
     assert time.perf_counter() - started < 2
     assert all(w.process.exitcode == 0 for w in pool._workers)  # ended, not terminated
+
+
+class DiesOn:
+    """Squares, but the worker process dies (as a segfault would kill it) on ``fatal``:
+    once if ``marker`` names a file that does not exist yet (it is created), else always."""
+
+    def __init__(self, fatal: int, marker: str | None) -> None:
+        self.fatal, self.marker = fatal, marker
+
+    def __call__(self, x: int) -> int:
+        if x == self.fatal:
+            if self.marker is None:
+                os._exit(139)
+            if not os.path.exists(self.marker):
+                open(self.marker, "w").close()
+                os._exit(139)
+        return x * x
+
+
+def test_a_dead_worker_is_replaced_and_its_tasks_done_again(tmp_path) -> None:
+    with OrderedPool(2, DiesOn(7, str(tmp_path / "died-once"))) as pool:
+        assert list(pool.map(range(20), per_worker=3)) == [x * x for x in range(20)]
+    assert (tmp_path / "died-once").exists(), "a worker did die"
+
+
+def test_a_task_that_kills_two_workers_is_named() -> None:
+    with OrderedPool(2, DiesOn(5, None)) as pool:
+        results = pool.map(range(10), per_worker=2)
+        assert [next(results) for _ in range(5)] == [0, 1, 4, 9, 16]
+        with pytest.raises(WorkerDied, match="died twice on this task") as died:
+            next(results)
+        assert died.value.task == 5
