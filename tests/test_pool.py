@@ -60,3 +60,33 @@ def test_a_task_that_kills_two_workers_is_named() -> None:
         with pytest.raises(WorkerDied, match="died twice on this task") as died:
             next(results)
         assert died.value.task == 5
+
+
+def test_a_chunk_that_kills_its_workers_becomes_failures_and_the_run_goes_on(
+    tmp_path, monkeypatch, test_set
+) -> None:
+    """A decoder that crashes the process (as a segfault would) on one file: that file's
+    chunk is reported file by file, every other chunk is classified."""
+    from PIL import Image
+
+    from fashion_onnx.infer import Classifier, files
+    from fashion_onnx.infer.sources import PATH_CHUNK
+
+    for i in range(PATH_CHUNK + 100):
+        name = "poison.png" if i == PATH_CHUNK + 50 else f"{i:04d}.png"
+        Image.fromarray(test_set[0][i], mode="L").save(tmp_path / name)
+    real_decode = files.decode
+
+    def crashing(chunk, preparation):
+        if any(p.endswith("poison.png") for p in chunk.paths):
+            os._exit(139)
+        return real_decode(chunk, preparation)
+
+    monkeypatch.setattr(files, "decode", crashing)  # the workers fork with it
+    paths = sorted(str(p) for p in tmp_path.iterdir())
+    batches = list(Classifier(device="cpu").classify_files(paths, workers=2))
+    classified = [p for b in batches for p in b.paths]
+    failed = [f for b in batches for f in b.failures]
+    assert classified == paths[:PATH_CHUNK]
+    assert [f.path for f in failed] == paths[PATH_CHUNK:]
+    assert all("died twice" in f.reason for f in failed)

@@ -23,11 +23,11 @@ import numpy as np
 
 from fashion_onnx.infer.decode import Failure
 from fashion_onnx.infer.engine import Engine
-from fashion_onnx.infer.pool import OrderedPool
+from fashion_onnx.infer.pool import OrderedPool, WorkerDied
 from fashion_onnx.infer.prepare import Preparation
 from fashion_onnx.infer.runtime import CPU
-from fashion_onnx.infer.sources import Chunk, chunks, size_of
-from fashion_onnx.infer.work import Decoded, Done, Job, decode, finish
+from fashion_onnx.infer.sources import Chunk, PathChunk, chunks, size_of
+from fashion_onnx.infer.work import Counts, Decoded, Done, Job, decode, finish
 
 PARALLEL_MIN_FILES = 256  # below this, starting processes costs more than it saves
 IN_FLIGHT_PER_WORKER = 4  # chunks queued per worker: keeps them busy, bounds memory
@@ -80,6 +80,17 @@ def _decode_in_worker(chunk: Chunk) -> Decoded:
     return decode(chunk, _job.preparation)
 
 
+def _lost(died: WorkerDied) -> Done:
+    """A chunk that killed two worker processes (a decoder crashing on a file, the OOM
+    killer): each of its images is a failure, and the run goes on."""
+    chunk: Chunk = died.task  # type: ignore[assignment]
+    names = chunk.paths if isinstance(chunk, PathChunk) else chunk.names()
+    problems = chunk.problems if isinstance(chunk, PathChunk) else []
+    reason = f"not classified: {died}"
+    failures = problems + [Failure(name, reason) for name in names]
+    return Done([], None, failures, "", Counts(failed=len(failures)))  # no rows
+
+
 # -- scheduling ---------------------------------------------------------------------
 
 
@@ -111,11 +122,14 @@ def run_job(
     if engine.provider == CPU:
         model = (engine.model_bytes, engine.source, engine.batch_size)
         with OrderedPool(workers, _finish_in_worker, _start_worker, (job, model)) as pool:
-            yield from pool.map(remaining, IN_FLIGHT_PER_WORKER)
+            yield from pool.map(remaining, IN_FLIGHT_PER_WORKER, _lost)
     else:  # one GPU session, here; the workers decode
-        with OrderedPool(workers, _decode_in_worker, _start_worker, (job, None)) as decoders:
-            for decoded in decoders.map(remaining, IN_FLIGHT_PER_WORKER):
-                yield finish(job, engine, decoded)
+        decoders: OrderedPool[Chunk, Decoded | Done] = OrderedPool(
+            workers, _decode_in_worker, _start_worker, (job, None)
+        )
+        with decoders:
+            for decoded in decoders.map(remaining, IN_FLIGHT_PER_WORKER, _lost):
+                yield decoded if isinstance(decoded, Done) else finish(job, engine, decoded)
 
 
 class Model(Protocol):
@@ -152,6 +166,7 @@ def classify_files(
             when the iteration reaches it).
     """
     job = Job(classifier.preparation)
+    none = np.empty((0, len(classifier.engine.class_names)), np.float32)
     for done in run_job(job, chunks(inputs), classifier.engine, workers):
-        assert done.probabilities is not None, "a job without rows keeps them"
-        yield FileBatch(done.names, done.probabilities, done.failures)
+        probabilities = none if done.probabilities is None else done.probabilities  # lost
+        yield FileBatch(done.names, probabilities, done.failures)

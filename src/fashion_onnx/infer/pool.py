@@ -190,19 +190,35 @@ class OrderedPool(Generic[T, R]):
             worker.pending.append(task)
         return worker
 
-    def map(self, tasks: Iterable[T], per_worker: int = 4) -> Iterator[R]:
-        """``work(task)`` for each task, in order, computed ``per_worker`` deep per worker."""
+    def map(
+        self,
+        tasks: Iterable[T],
+        per_worker: int = 4,
+        on_death: Callable[[WorkerDied], R] | None = None,
+    ) -> Iterator[R]:
+        """``work(task)`` for each task, in order, computed ``per_worker`` deep per worker.
+        ``on_death``: what a task that killed two workers gives instead (else the
+        ``WorkerDied`` is raised)."""
         n = len(self._workers)
         sent = received = 0
         window = per_worker * n
+
+        def result() -> R:
+            try:
+                return self._result(received % n)
+            except WorkerDied as died:
+                if on_death is None:
+                    raise
+                return on_death(died)
+
         for task in tasks:
             worker = self._workers[sent % n]
             worker.tasks.send(task)
             worker.pending.append(task)
             sent += 1
             if sent - received >= window:
-                yield self._result(received % n)
+                yield result()
                 received += 1
         while received < sent:
-            yield self._result(received % n)
+            yield result()
             received += 1
