@@ -18,6 +18,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
 from fashion_onnx.infer.images import IMAGE_SUFFIXES
+from fashion_onnx.infer.pool import start
 
 GLOB_CHARS = frozenset("*?[")
 
@@ -198,7 +199,7 @@ class Walker:
             ctx = mp.get_context("fork" if sys.platform.startswith("linux") else None)
             self._pipe, child = ctx.Pipe()
             self._process = ctx.Process(target=_walk_on_request, args=(child,), daemon=True)
-            self._process.start()
+            start(self._process)  # the garbage collector frozen: see pool.start
             child.close()
         pipe = self._pipe
         pipe.send(arg)

@@ -15,6 +15,7 @@ caller decides what it costs.
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing as mp
 import queue
 import signal
@@ -29,6 +30,19 @@ from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+def start(process: BaseProcess) -> None:
+    """Start a (forked) process with the garbage collector's objects frozen: the child
+    never collects what it inherited. Otherwise a collection in the child can run the
+    destructor of an object left unreferenced in the parent, such as an onnxruntime
+    session, whose thread pool's condition variables then hang the child for good (seen:
+    ``pthread_cond_destroy`` under ``gc_collect_main`` in a forked child)."""
+    gc.freeze()
+    try:
+        process.start()
+    finally:
+        gc.unfreeze()
 
 
 class WorkerDied(RuntimeError):
@@ -106,7 +120,7 @@ class _Worker:
         self.process: BaseProcess = ctx.Process(
             target=_serve, args=(task_reader, result_writer, *target, inherited), daemon=True
         )
-        self.process.start()
+        start(self.process)
         task_reader.close()
         result_writer.close()
         self.pending: deque[Any] = deque()  # tasks sent, results not read yet
