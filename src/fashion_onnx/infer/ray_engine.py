@@ -1,6 +1,6 @@
 """Scale out: classify files on a Ray cluster through Ray Data.
 
-The same decode function (``files.decode_chunk``) and the same model contract
+The same decode function (``decode.decode_chunk``) and the same model contract
 (``Classifier``) as the local engine; only the scheduling differs. Decoding runs as Ray
 tasks; inference runs in a pool of actors, each holding one onnxruntime session made
 inside the actor (never pickled), with as many engine threads as the actor has CPUs.
