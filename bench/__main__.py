@@ -184,8 +184,8 @@ def main() -> None:
     if "journal" in args.only:
         size = 3000 if args.quick else 200_000
         print(f"journal: -o with the journal vs stdout to a file, {size:,} files ...", flush=True)
-        tree = folder if args.quick else WORK / "tree-200k"
-        if not tree.is_dir():
+        tree = WORK / "tree-200k"
+        if args.quick or not tree.is_dir():
             tree = linked_folder(folder, size, f"{prefix}links-{size}")
         results["journal"] = journal.run(tree, repeats)
     results["seconds"] = time.perf_counter() - started

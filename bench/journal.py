@@ -33,13 +33,16 @@ def walk_seconds(folder: Path, chunks_done: int) -> float:
     return time.perf_counter() - start
 
 
-def resume_startup(folder: Path, out: Path, total_bytes: int) -> dict[str, float]:
-    """Stop a run at about half with SIGINT; time ``--resume`` to its first new row."""
+def resume_startup(folder: Path, out: Path, total_bytes: int) -> dict[str, float] | None:
+    """Stop a run at about half with SIGINT; time ``--resume`` to its first new row. None
+    when the run ended before it could be stopped (a quick run's few files)."""
     partial = Path(f"{out}.partial")
     rows = partial / "rows"
     cmd = [str(BIN / "fashion-infer"), str(folder), "-o", str(out), *CPU]
     first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     while not rows.exists() or rows.stat().st_size < total_bytes // 2:
+        if first.poll() is not None:  # done before half its rows were saved: too small
+            return None
         time.sleep(0.01)
     first.send_signal(signal.SIGINT)
     if first.wait() != 130:

@@ -304,7 +304,9 @@ def journal_table(r: dict) -> str:
         return "Journal: not measured.\n"
     resume = x["resume"]
     cost_met = x["cost"] <= 0.03
-    resume_met = resume["over_walk_s"] <= 1.0
+    if resume is None:  # the run ended before it could be stopped (a quick run)
+        resume = {"first_new_row_s": float("nan"), "walk_s": float("nan"), "chunks_done": 0}
+    resume_met = resume.get("over_walk_s", float("inf")) <= 1.0
     return "\n".join(
         [
             f"{x['files']:,} PNG files, {r['machine']['cpu']}, {r['machine']['cpus_usable']} CPUs.",
