@@ -127,7 +127,7 @@ def test_cuda_matches_cpu_on_the_real_test_set(test_set) -> None:
     images, _ = test_set
     gpu = Classifier(device="cuda")  # a DeviceError here says why CUDA is unusable
     assert gpu.provider == CUDA
-    assert gpu._session.get_provider_options()[CUDA]["use_tf32"] == "0"
+    assert gpu.engine._session.get_provider_options()[CUDA]["use_tf32"] == "0"
     assert gpu.batch_size == 4096  # the CUDA default, fed through IO binding
     cpu = Classifier(device="cpu").predict(images).probabilities
     got = gpu.predict(images).probabilities
