@@ -311,7 +311,11 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
 
 
-def test_ctrl_c_during_inference_leaves_no_output_file(tmp_path, real_png, monkeypatch) -> None:
+def test_ctrl_c_during_inference_leaves_no_output_file_only_the_journal(
+    tmp_path, real_png, monkeypatch
+) -> None:
+    """Ctrl-C never leaves a half-written FILE: what is done stays in FILE.partial for
+    --resume (issue #21; tests/test_resume.py covers the resume itself)."""
     for i in range(5):
         (tmp_path / f"{i}.png").write_bytes(real_png)
     out = tmp_path / "out" / "predictions.csv"
@@ -322,8 +326,11 @@ def test_ctrl_c_during_inference_leaves_no_output_file(tmp_path, real_png, monke
     monkeypatch.setattr(RowWriter, "write_rendered", interrupted)
     result = runner.invoke(infer_cli.app, [str(tmp_path), "--format", "csv", "-o", str(out)])
     assert result.exit_code == 130
-    assert "no partial output" in result.stderr
-    assert not out.exists() and list(out.parent.iterdir()) == []
+    assert "interrupted: 0 of the images are saved in" in result.stderr
+    assert "--resume" in result.stderr
+    assert not out.exists() and [p.name for p in out.parent.iterdir()] == [
+        "predictions.csv.partial"
+    ]
 
 
 def test_debug_shows_the_traceback(tmp_path: Path, real_png) -> None:
