@@ -27,9 +27,6 @@ class PathChunk:
     paths: list[str]
     problems: list[Failure] = field(default_factory=list)
 
-    def __len__(self) -> int:
-        return len(self.paths)
-
 
 Chunk = PathChunk | ArrayChunk
 
