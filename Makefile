@@ -85,12 +85,13 @@ test-fast: $(VENV)/.installed data js
 	$(VENV)/bin/python -m pytest -m "not slow"
 
 # The torch-free tests in an environment without torch: the base install plus the test
-# tools. Tests that need torch skip themselves there, and pytest says which. The slow ones
-# (browser, Ray clusters, the bench smoke run) already ran in the full environment.
+# tools and the server. Tests that need torch skip themselves there, and pytest says which.
+# The slow ones (browser, Ray clusters, the bench smoke run) already ran in the full
+# environment, so this one goes without Ray (700 MB, minutes of CI time to install twice).
 $(LIGHT_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(LIGHT_VENV)
 	$(LIGHT_VENV)/bin/pip install --quiet --upgrade pip
-	$(LIGHT_VENV)/bin/pip install --quiet -e '.[test,ray,serve,$(RUNTIME)]'
+	$(LIGHT_VENV)/bin/pip install --quiet -e '.[test,serve,$(RUNTIME)]'
 	$(call ONE_RUNTIME,$(LIGHT_VENV))
 	touch $@
 test-light: $(LIGHT_VENV)/.installed data browser js

@@ -86,11 +86,6 @@ def test_the_driver_killed_then_resumed_writes_the_same_csv(images: Path, ray_en
     assert f"{3 * IMAGES} image(s) classified, 3 failed" in finished.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not built yet: Parquet jobs are not resumable (Ray Data's CheckpointConfig, tried, "
-    "wrote no checkpoint before the first part file and hung on resume with 2 CPUs)",
-)
 def test_a_parquet_job_killed_then_resumed_has_every_path_once(images: Path, ray_env) -> None:
     import pyarrow.parquet as pq
 
@@ -100,15 +95,25 @@ def test_a_parquet_job_killed_then_resumed_has_every_path_once(images: Path, ray
         command(*args), cwd=images, env=ray_env, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    wait_for(lambda: out.is_dir() and any(out.glob("*.parquet")))
+    wait_for(lambda: out.is_dir() and any(out.glob("part-*.parquet")))
     process.send_signal(signal.SIGKILL)
     process.wait()
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("part-*.parquet")}
+    assert 0 < len(before) < 3, "3,001 files make 3 parts: the kill came midway"
     refused = run(images, ray_env, *args)
     assert refused.returncode == 2 and "--resume" in refused.stderr, refused.stderr
+    other = run(images, ray_env, *args[:-1], "mlp", "--resume")
+    assert other.returncode == 2 and "the model differs" in other.stderr, other.stderr
     finished = run(images, ray_env, *args, "--resume")
     assert finished.returncode == 1, finished.stderr
-    paths = pq.read_table(out, columns=["path"]).column("path").to_pylist()
-    every = {os.path.abspath(images / "imgs" / f"{i:05d}.png") for i in range(IMAGES)}
-    every.add(os.path.abspath(images / "imgs" / "empty.png"))
-    assert sorted(paths) == sorted(every)  # each path once
-    assert not Path(f"{out}.partial").exists()
+    assert f"{IMAGES} image(s) classified, 1 failed" in finished.stderr
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("part-*.parquet")
+            if p.name in before} == before, "the finished parts were not written again"
+    table = pq.read_table(out)
+    paths = table.column("path").to_pylist()
+    every = {f"imgs/{i:05d}.png" for i in range(IMAGES)} | {"imgs/empty.png"}
+    assert sorted(paths) == sorted(every)  # each path once, as given
+    assert table.column("error").to_pylist().count("") == IMAGES
+    assert not any(p.name.startswith(("_", ".")) for p in out.iterdir()), "no marker, no temps"
+    again = run(images, ray_env, *args)
+    assert again.returncode == 2 and "already holds Parquet files" in again.stderr

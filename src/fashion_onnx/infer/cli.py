@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from fashion_onnx.infer.files import FileBatch
     from fashion_onnx.infer.journal import Journal, Stop
     from fashion_onnx.infer.output import RowFormat, RowWriter
+    from fashion_onnx.infer.prepare import Preparation
     from fashion_onnx.infer.work import Counts, Done, Truth
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
@@ -532,6 +533,38 @@ def write_rows(
     return counts
 
 
+def write_parquet(
+    s: Settings, inputs: list[str], model: bytes, preparation: Preparation, progress: bool
+) -> Counts:
+    """--format parquet: local inputs as resumable parts (``ray_parquet``); URIs through
+    Ray Data's reader and writer, in one go."""
+    from fashion_onnx.infer import ray_engine, ray_parquet
+    from fashion_onnx.infer.work import Counts
+
+    assert s.output is not None
+    if any(ray_engine.is_uri(i) for i in inputs):
+        if s.resume:
+            fail("--resume takes local paths on --engine ray, not URIs")
+        classified, failures = ray_engine.write_parquet_on_ray(
+            inputs, s.output, model=model, device=s.device, preparation=preparation
+        )
+        report_failures(failures)
+        return Counts(classified=classified, failed=len(failures))
+    with progress_bar(progress) as advance:
+        classified, failed, failures = ray_parquet.write_parts_on_ray(
+            inputs,
+            s.output,
+            model=model,
+            device=s.device,
+            preparation=preparation,
+            fingerprint=run_fingerprint(s, inputs, model, None),
+            resume=s.resume,
+            advance=advance,
+        )
+    report_failures(failures)
+    return Counts(classified=classified, failed=failed)
+
+
 def render_ray_batches(
     batches: Iterable[FileBatch], rows: RowFormat, truth: Truth | None, journal: Journal | None
 ) -> Iterator[Done]:
@@ -589,12 +622,7 @@ def run(inputs: list[str], s: Settings, *, labels: Path | None, progress: bool) 
             where = f"{cluster.describe()}, {ray_engine.actor_device(s.device).upper()} actors"
             model, preparation = classifier.model_bytes, classifier.preparation
             if s.fmt == "parquet":
-                assert s.output is not None
-                classified, failures = ray_engine.write_parquet_on_ray(
-                    inputs, s.output, model=model, device=s.device, preparation=preparation
-                )
-                report_failures(failures)
-                counts = Counts(classified=classified, failed=len(failures))
+                counts = write_parquet(s, inputs, model, preparation, progress)
         else:
             where = classifier.provider
         if s.fmt != "parquet":

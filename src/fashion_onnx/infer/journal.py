@@ -143,7 +143,7 @@ class Record:
         return cls(inputs, key, end, rows, tuple(counts))
 
 
-def _what_changed(before: dict[str, object], now: dict[str, object]) -> str | None:
+def what_changed(before: dict[str, object], now: dict[str, object]) -> str | None:
     for name in sorted(before.keys() | now.keys()):
         if before.get(name) != now.get(name):
             was, _is = before.get(name), now.get(name)
@@ -259,7 +259,7 @@ class Journal:
                 f"--resume: {folder} was written by another version of fashion-infer; "
                 f"delete {folder} to start over"
             )
-        changed = _what_changed(before, fingerprint)
+        changed = what_changed(before, fingerprint)
         if changed is not None:
             raise JournalRefused(
                 f"--resume: {folder} is of another run: {changed}; run the command that "

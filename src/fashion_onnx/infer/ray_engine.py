@@ -326,7 +326,8 @@ def write_parquet_on_ray(
 ) -> tuple[int, list[Failure]]:
     """Write the predictions as a Parquet dataset from the workers (one file per block) to
     a directory or URI; failed files are rows too, with their ``error``. Return (images
-    classified, the inputs that failed)."""
+    classified, the inputs that failed). In one go: the command line takes this route for
+    URI inputs only; local ones go as resumable parts (``ray_parquet``)."""
     import ray.data
 
     ds, problems = _predictions(inputs, model, device, preparation, batch_size)
