@@ -22,8 +22,7 @@ CPU = ["--device", "cpu", "--no-progress"]
 
 def walk_seconds(folder: Path, chunks_done: int) -> float:
     """Seconds to walk past ``chunks_done`` chunks of ``folder`` as ``--resume`` does."""
-    from fashion_onnx.infer.journal import chunk_names, key_of
-    from fashion_onnx.infer.sources import chunks
+    from fashion_onnx.infer.sources import chunk_names, chunks, key_of
 
     start = time.perf_counter()
     for index, chunk in enumerate(chunks([str(folder)])):

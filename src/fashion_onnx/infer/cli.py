@@ -520,7 +520,8 @@ def write_rows(
             report_failures(done.failures)
             writer.write_rendered(done.text, done.counts.classified)
             if journal is not None:
-                journal.commit(done.counts)
+                assert done.key is not None, "a journaled run's job is keyed"
+                journal.commit(done.counts, done.key)
             counts.add(done.counts)
             advance(done.counts.classified + done.counts.failed)
             if stop is not None and stop.signal is not None:
@@ -568,14 +569,18 @@ def write_parquet(
 def render_ray_batches(
     batches: Iterable[FileBatch], rows: RowFormat, truth: Truth | None, journal: Journal | None
 ) -> Iterator[Done]:
-    """The Ray engine's batches as finished chunks (the driver renders them)."""
+    """The Ray engine's batches as finished chunks (the driver renders them), keyed for
+    the ``journal`` when there is one."""
     from fashion_onnx.infer.prepare import Preparation
+    from fashion_onnx.infer.sources import key_of
     from fashion_onnx.infer.work import Decoded, Job, conclude
 
     for batch in batches:
+        key = None
         if journal is not None:
-            journal.expect([f.path for f in batch.failures] + batch.paths)
-        decoded = Decoded(batch.paths, batch.probabilities[:0], batch.failures)
+            names = [f.path for f in batch.failures] + batch.paths
+            key = len(names), key_of(names)
+        decoded = Decoded(batch.paths, batch.probabilities[:0], batch.failures, key=key)
         yield conclude(Job(Preparation(), rows, truth), decoded, batch.probabilities)
 
 
@@ -657,9 +662,9 @@ def run(inputs: list[str], s: Settings, *, labels: Path | None, progress: bool) 
                 )
                 done: Iterator[Done] = render_ray_batches(batches, writer.rows, truth, journal)
             else:
-                from fashion_onnx.infer.journal import chunk_names
+                from fashion_onnx.infer.sources import chunk_names
 
-                job = Job(classifier.preparation, writer.rows, truth)
+                job = Job(classifier.preparation, writer.rows, truth, keyed=journal is not None)
                 tasks = chunks(inputs)
                 if journal is not None:
                     tasks = journal.track(tasks, chunk_names)

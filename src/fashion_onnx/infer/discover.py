@@ -142,30 +142,39 @@ def find_image_runs(
             yield [], (arg, "no such file or directory")
 
 
+# What the walker sends for each chunk: ("\0"-joined paths, how many, the problems met
+# before them as (path, reason) pairs).
+WalkedChunk = tuple[str, int, list[tuple[str, str]]]
+
+
 def _walk_on_request(pipe: Connection) -> None:
-    """The walker process: for each argument received, send runs of at least a batch of
-    paths ("\\0"-joined: one string to pickle, one to split) and every problem, in order,
-    then None. Directories already walked are remembered across arguments."""
+    """The walker process: for each (argument, chunk size) received, send its files in
+    chunks of that size ("\0"-joined: one string to pickle, passed on as it is) with the
+    problems met before them, in order, then None. Directories already walked are
+    remembered across arguments."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     seen_dirs: set[tuple[int, int]] = set()
-    while (arg := pipe.recv()) is not None:
+    while (request := pipe.recv()) is not None:
+        arg, size = request
         pending: list[str] = []
+        problems: list[tuple[str, str]] = []
         for paths, problem in find_image_runs([arg], seen_dirs):
+            if problem is not None:
+                problems.append(problem)
             pending.extend(paths)
-            if problem is not None or len(pending) >= BATCH:
-                pipe.send(("\0".join(pending), problem))
-                pending = []
-        if pending:
-            pipe.send(("\0".join(pending), None))
+            while len(pending) >= size:
+                pipe.send(("\0".join(pending[:size]), size, problems))
+                pending, problems = pending[size:], []
+        if pending or problems:
+            pipe.send(("\0".join(pending), len(pending), problems))
         pipe.send(None)
 
 
 class Walker:
-    """``find_image_runs`` for one argument at a time, walked by a child process, so that
-    listing directories costs this process nothing but splitting one string per batch of
-    paths: the main process of ``fashion-infer`` stays off the critical path however many
-    cores its workers have. The child starts with the first directory or glob; files are
-    looked at here. Use as a context manager."""
+    """Directories and globs walked by a child process, one argument at a time, and sent
+    here in chunks of joined paths: the main process of ``fashion-infer`` touches no path
+    one by one, so it stays off the critical path however many cores its workers have.
+    The child starts with the first directory or glob. Use as a context manager."""
 
     def __init__(self) -> None:
         self._pipe: Connection | None = None
@@ -186,15 +195,18 @@ class Walker:
         self._process.join()
         self._process = self._pipe = None
 
-    def runs(self, arg: str) -> Iterator[Run]:
-        """The runs of one argument, in order (see ``find_image_runs``).
+    @staticmethod
+    def takes(arg: str) -> bool:
+        """Whether ``arg`` is walked (a directory or a glob) rather than one file."""
+        return bool(GLOB_CHARS & set(arg)) or os.path.isdir(arg)
+
+    def chunks(self, arg: str, size: int) -> Iterator[WalkedChunk]:
+        """The files under ``arg`` (a directory or glob, see ``find_image_runs``) in
+        chunks of ``size``, in order, each with the problems met before it.
 
         Raises:
             OSError: the walker process died (it is not expected to).
         """
-        if not (GLOB_CHARS & set(arg) or os.path.isdir(arg)):
-            yield from find_image_runs([arg])
-            return
         if self._pipe is None:
             ctx = mp.get_context("fork" if sys.platform.startswith("linux") else None)
             self._pipe, child = ctx.Pipe()
@@ -202,12 +214,11 @@ class Walker:
             start(self._process)  # the garbage collector frozen: see pool.start
             child.close()
         pipe = self._pipe
-        pipe.send(arg)
+        pipe.send((arg, size))
         finished = False
         try:
             while (message := pipe.recv()) is not None:
-                joined, problem = message
-                yield (joined.split("\0") if joined else []), problem
+                yield message
             finished = True
         except EOFError:
             raise OSError("the directory walker process died") from None

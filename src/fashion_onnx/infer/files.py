@@ -26,7 +26,7 @@ from fashion_onnx.infer.engine import Engine
 from fashion_onnx.infer.pool import OrderedPool, WorkerDied
 from fashion_onnx.infer.prepare import Preparation
 from fashion_onnx.infer.runtime import CPU
-from fashion_onnx.infer.sources import Chunk, PathChunk, chunks, size_of
+from fashion_onnx.infer.sources import Chunk, PathChunk, chunk_key, chunks, size_of
 from fashion_onnx.infer.work import Counts, Decoded, Done, Job, decode, finish
 
 PARALLEL_MIN_FILES = 256  # below this, starting processes costs more than it saves
@@ -72,12 +72,12 @@ def _start_worker(job: Job, model: tuple[bytes, str, int] | None) -> None:
 
 def _finish_in_worker(chunk: Chunk) -> Done:
     assert _job is not None and _engine is not None, "the pool's initializer set them"
-    return finish(_job, _engine, decode(chunk, _job.preparation))
+    return finish(_job, _engine, decode(chunk, _job))
 
 
 def _decode_in_worker(chunk: Chunk) -> Decoded:
     assert _job is not None, "the pool's initializer set it"
-    return decode(chunk, _job.preparation)
+    return decode(chunk, _job)
 
 
 def _lost(died: WorkerDied) -> Done:
@@ -88,7 +88,8 @@ def _lost(died: WorkerDied) -> Done:
     problems = chunk.problems if isinstance(chunk, PathChunk) else []
     reason = f"not classified: {died}"
     failures = problems + [Failure(name, reason) for name in names]
-    return Done([], None, failures, "", Counts(failed=len(failures)))  # no rows
+    counts = Counts(failed=len(failures))
+    return Done([], None, failures, "", counts, chunk_key(chunk))  # no rows
 
 
 # -- scheduling ---------------------------------------------------------------------
@@ -117,7 +118,7 @@ def run_job(
     remaining = itertools.chain(head, stream)
     if workers <= 1 or sum(map(size_of, head)) < PARALLEL_MIN_FILES:
         for chunk in remaining:
-            yield finish(job, engine, decode(chunk, job.preparation))
+            yield finish(job, engine, decode(chunk, job))
         return
     if engine.provider == CPU:
         model = (engine.model_bytes, engine.source, engine.batch_size)

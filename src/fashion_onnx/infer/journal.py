@@ -34,14 +34,13 @@ import os
 import signal
 import time
 import zlib
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import FrameType
 from typing import TextIO, TypeVar
 
 from fashion_onnx.errors import FashionOnnxError, InvalidArgumentError
-from fashion_onnx.infer.sources import Chunk, PathChunk, size_of
+from fashion_onnx.infer.sources import ChunkKey, key_of
 from fashion_onnx.infer.work import Counts
 
 SYNC_SECONDS = 1.0  # at most this long between fsyncs: what a power cut can cost
@@ -63,21 +62,6 @@ class JournalWriteError(FashionOnnxError, OSError):
 def partial_path(output: str) -> str:
     """The journal folder of ``output``."""
     return output + ".partial"
-
-
-def chunk_names(chunk: Chunk) -> list[str]:
-    """What a chunk's key is made of: its files and problems (an array chunk: its range)."""
-    if isinstance(chunk, PathChunk):
-        return [p.path for p in chunk.problems] + chunk.paths
-    return [f"{chunk.name}[{chunk.start}:{chunk.start + size_of(chunk)}]"]
-
-
-def key_of(names: list[str]) -> str:
-    """A short digest of ``names`` in any order (the Ray engine's batches keep failures
-    apart from the rest)."""
-    digest = hashlib.blake2b(digest_size=8)
-    digest.update("\0".join(sorted(names)).encode("utf-8", "surrogateescape"))
-    return digest.hexdigest()
 
 
 def fingerprint(
@@ -172,7 +156,6 @@ class Journal:
             raw.truncate(end)  # past the last good record: text of chunks never recorded
         self.stream: TextIO = open(rows_path, "a", encoding="utf-8", newline="")
         self._journal_fd = os.open(os.path.join(self.folder, JOURNAL), os.O_WRONLY | os.O_APPEND)
-        self._keys: deque[tuple[int, str]] = deque()  # chunks handed out, not committed
         self._pending: list[Record] = []  # committed, not yet synced
         self._synced = time.monotonic()
         self.saved = Counts()  # of the records on disk
@@ -273,7 +256,8 @@ class Journal:
 
     def track(self, items: Iterable[T], names: Callable[[T], list[str]]) -> Iterator[T]:
         """``items`` (chunks, in order) less the finished ones, which must be the first,
-        each as it was; the rest are remembered for ``commit``.
+        each as it was (``names`` gives what its key is made of). The rest pass as they
+        are: their keys are made where they are worked on, and come back to ``commit``.
 
         Raises:
             JournalRefused: the first items are not the finished ones (the inputs changed
@@ -291,10 +275,7 @@ class Journal:
                     f"added, removed or renamed. Restore them, or delete {self.folder} "
                     "to start over"
                 )
-        for item in stream:
-            got = names(item)
-            self._keys.append((len(got), key_of(got)))
-            yield item
+        yield from stream
 
     def skip(self, names: list[str]) -> int:
         """How many of ``names`` (every input, in order) the finished records cover,
@@ -317,25 +298,22 @@ class Journal:
             start += record.inputs
         return start
 
-    def expect(self, names: list[str]) -> None:
-        """Remember the next chunk to ``commit`` (for items not passed through ``track``)."""
-        self._keys.append((len(names), key_of(names)))
-
-    def commit(self, counts: Counts) -> None:
-        """Record the oldest tracked chunk, whose text (a row per image classified) the
-        writer has just written; sync when the last sync is ``SYNC_SECONDS`` old.
+    def commit(self, counts: Counts, key: ChunkKey) -> None:
+        """Record the next chunk, whose text (a row per image classified) the writer has
+        just written: its counts and ``key`` (``sources.chunk_key``); sync when the last
+        sync is ``SYNC_SECONDS`` old.
 
         Raises:
             JournalWriteError: the disk refused (full, I/O error).
         """
-        inputs, key = self._keys.popleft()
         try:
             self.stream.flush()
             end = os.lseek(self.stream.fileno(), 0, os.SEEK_CUR)
         except OSError as exc:
             raise self.failed(exc) from None
         c = (counts.classified, counts.failed, counts.listed, counts.judged, counts.right)
-        self._pending.append(Record(inputs, key, end, counts.classified, c))
+        inputs, digest = key
+        self._pending.append(Record(inputs, digest, end, counts.classified, c))
         if time.monotonic() - self._synced >= SYNC_SECONDS:
             self.sync()
 

@@ -119,8 +119,17 @@ class RowFormat:
         top_i = order.tolist()
         names = self.class_names
         if self.fmt == "csv":
-            # nothing to quote, no abstaining: the fast path
+            # nothing to quote, no abstaining: the fast paths (top-1 alone: flat lists)
             if self.abstain is None and _CSV_SPECIAL.isdisjoint("".join([*paths, *names])):
+                if k == 1:
+                    return "".join(
+                        [
+                            f"{path},{i},{names[i]},{p:.6f}\n"
+                            for path, i, p in zip(
+                                paths, order[:, 0].tolist(), [p[0] for p in top_p], strict=True
+                            )
+                        ]
+                    )
                 return "".join(
                     f"{path},{i[0]},{names[i[0]]},{p[0]:.6f}"
                     + "".join(f",{names[j]},{q:.6f}" for j, q in zip(i[1:], p[1:], strict=True))

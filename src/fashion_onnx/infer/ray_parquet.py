@@ -35,9 +35,10 @@ import numpy as np
 from fashion_onnx.constants import NUM_CLASSES
 from fashion_onnx.infer.decode import Failure
 from fashion_onnx.infer.discover import find_images
-from fashion_onnx.infer.journal import JournalRefused, JournalWriteError, key_of, what_changed
+from fashion_onnx.infer.journal import JournalRefused, JournalWriteError, what_changed
 from fashion_onnx.infer.prepare import Preparation
 from fashion_onnx.infer.ray_engine import BATCH, RayPredictor, decode_batch
+from fashion_onnx.infer.sources import key_of
 
 if TYPE_CHECKING:
     import pyarrow

@@ -8,13 +8,14 @@ order, so rows do too.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from fashion_onnx.infer.arrays import ArrayChunk, array_chunks, is_array_file
 from fashion_onnx.infer.decode import Failure
-from fashion_onnx.infer.discover import Walker, as_inputs
+from fashion_onnx.infer.discover import Walker, as_inputs, find_image_runs
 
 PATH_CHUNK = 512  # files a chunk: amortises scheduling and engine calls, small enough to balance
 ARRAY_CHUNK = 2048  # array images a chunk: no decoding, so larger
@@ -22,10 +23,24 @@ ARRAY_CHUNK = 2048  # array images a chunk: no decoding, so larger
 
 @dataclass(frozen=True)
 class PathChunk:
-    """Files to classify, and the discovery problems met before them (reported first)."""
+    """Files to classify, and the discovery problems met before them (reported first).
 
-    paths: list[str]
+    The paths travel "\\0"-joined (no path holds a NUL): one string to pickle, split only
+    where the chunk is worked on, so handing out chunks costs the main process nothing per
+    file.
+    """
+
+    joined: str  # the paths, "\\0"-joined
+    count: int  # how many
     problems: list[Failure] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, paths: list[str], problems: list[Failure] | None = None) -> PathChunk:
+        return cls("\0".join(paths), len(paths), problems or [])
+
+    @property
+    def paths(self) -> list[str]:
+        return self.joined.split("\0") if self.count else []
 
 
 Chunk = PathChunk | ArrayChunk
@@ -34,8 +49,32 @@ Chunk = PathChunk | ArrayChunk
 def size_of(chunk: Chunk) -> int:
     """Images in ``chunk``."""
     if isinstance(chunk, PathChunk):
-        return len(chunk.paths)
+        return chunk.count
     return len(chunk.names())
+
+
+def chunk_names(chunk: Chunk) -> list[str]:
+    """What a chunk's key is made of: its problems and files (an array chunk: its range)."""
+    if isinstance(chunk, PathChunk):
+        return [p.path for p in chunk.problems] + chunk.paths
+    return [f"{chunk.name}[{chunk.start}:{chunk.start + size_of(chunk)}]"]
+
+
+ChunkKey = tuple[int, str]  # (names in a chunk, key_of them)
+
+
+def chunk_key(chunk: Chunk) -> ChunkKey:
+    """How the resume journal knows a chunk again."""
+    names = chunk_names(chunk)
+    return len(names), key_of(names)
+
+
+def key_of(names: list[str]) -> str:
+    """A short digest of ``names`` in any order (the Ray engine's batches keep failures
+    apart from the rest): the resume journal's check that a chunk is the one it was."""
+    digest = hashlib.blake2b(digest_size=8)
+    digest.update("\0".join(sorted(names)).encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
 
 
 def array_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[str]:
@@ -58,31 +97,39 @@ def chunks(
     path_chunk: int = PATH_CHUNK,
     array_chunk: int = ARRAY_CHUNK,
 ) -> Iterator[Chunk]:
-    """Every input as chunks, in input order.
+    """Every input as chunks, in input order: a directory's or a glob's files in chunks of
+    ``path_chunk`` that the walker process cuts (the last one may be short); files named
+    one by one gathered into chunks here.
 
     Raises:
         ArrayInputError: an array input that cannot be classified (see ``arrays``).
     """
     base = 0  # array images so far
-    paths: list[str] = []
+    paths: list[str] = []  # files named one by one, not yet in a chunk
     problems: list[Failure] = []
     with Walker() as walker:
         for item in as_inputs(inputs):
             arg = os.fspath(item)
-            if is_array_file(arg) and os.path.isfile(arg):
-                if paths or problems:
-                    yield PathChunk(paths, problems)
+            array = is_array_file(arg) and os.path.isfile(arg)
+            walked = not array and walker.takes(arg)
+            if not (array or walked):  # a file (or a missing one), found here
+                for found, problem in find_image_runs([arg]):
+                    if problem is not None:
+                        problems.append(Failure(*problem))
+                    paths.extend(found)
+                if len(paths) >= path_chunk:
+                    yield PathChunk.of(paths, problems)
                     paths, problems = [], []
+                continue
+            if paths or problems:
+                yield PathChunk.of(paths, problems)
+                paths, problems = [], []
+            if array:
                 for array_chunk_ in array_chunks(arg, base, array_chunk):
                     yield array_chunk_
                     base = array_chunk_.base + size_of(array_chunk_)
-                continue
-            for found, problem in walker.runs(arg):
-                if problem is not None:
-                    problems.append(Failure(*problem))
-                paths.extend(found)
-                while len(paths) >= path_chunk:
-                    yield PathChunk(paths[:path_chunk], problems)
-                    paths, problems = paths[path_chunk:], []
+            else:
+                for joined, count, found_problems in walker.chunks(arg, path_chunk):
+                    yield PathChunk(joined, count, [Failure(*p) for p in found_problems])
     if paths or problems:
-        yield PathChunk(paths, problems)
+        yield PathChunk.of(paths, problems)

@@ -19,7 +19,7 @@ from fashion_onnx.infer.decode import Failure, decode_chunk
 from fashion_onnx.infer.engine import Engine
 from fashion_onnx.infer.output import RowFormat
 from fashion_onnx.infer.prepare import Preparation, light_borders
-from fashion_onnx.infer.sources import Chunk, PathChunk
+from fashion_onnx.infer.sources import Chunk, ChunkKey, PathChunk, chunk_key
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,7 @@ class Job:
     preparation: Preparation
     rows: RowFormat | None = None  # render rows in this format; None: keep probabilities
     truth: Truth | None = None
+    keyed: bool = False  # give each Done its chunk's key (the resume journal records it)
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class Decoded:
     images: np.ndarray  # (len(names), 28, 28)
     failures: list[Failure]  # the chunk's discovery problems, then its unreadable files
     base: int | None = None  # array chunks: the first image's index among array images
+    key: ChunkKey | None = None  # when the job is keyed
 
 
 @dataclass(frozen=True)
@@ -95,14 +97,18 @@ class Done:
     failures: list[Failure]
     text: str  # the rendered rows ("" when not rendering)
     counts: Counts
+    key: ChunkKey | None = None  # the chunk's, when the job is keyed
 
 
-def decode(chunk: Chunk, preparation: Preparation) -> Decoded:
+def decode(chunk: Chunk, job: Job) -> Decoded:
     """Read, decode and prepare a chunk's images; an unreadable file costs only itself."""
+    key = chunk_key(chunk) if job.keyed else None
+    preparation = job.preparation
     if isinstance(chunk, PathChunk):
-        decoded = decode_chunk(chunk.paths, preparation)
-        names, failures = decoded.split(chunk.paths)
-        return Decoded(names, decoded.images, chunk.problems + failures)
+        paths = chunk.paths
+        decoded = decode_chunk(paths, preparation)
+        names, failures = decoded.split(paths)
+        return Decoded(names, decoded.images, chunk.problems + failures, key=key)
     images = chunk.images()
     invert = preparation.invert
     if invert != "never" and len(images):
@@ -110,7 +116,7 @@ def decode(chunk: Chunk, preparation: Preparation) -> Decoded:
         if flip.any():
             images = images.copy()
             images[flip] = (255 if images.dtype == np.uint8 else 1.0) - images[flip]
-    return Decoded(chunk.names(), images, [], chunk.base)
+    return Decoded(chunk.names(), images, [], chunk.base, key)
 
 
 def finish(job: Job, engine: Engine, decoded: Decoded) -> Done:
@@ -130,7 +136,7 @@ def conclude(
     ``ood_scores``: the rows' energy, when the job's rows show or threshold it."""
     counts = Counts(classified=len(decoded.names), failed=len(decoded.failures))
     if job.rows is None:
-        return Done(decoded.names, probabilities, decoded.failures, "", counts)
+        return Done(decoded.names, probabilities, decoded.failures, "", counts, decoded.key)
     truths: list[str | None] | None = None
     if job.truth is not None:
         if decoded.base is None:
@@ -149,4 +155,4 @@ def conclude(
     if job.rows.abstain is not None:
         counts.unknown = int(job.rows.abstain.unknown(probabilities, ood_scores).sum())
     text = job.rows.render(decoded.names, probabilities, truths, ood_scores)
-    return Done([], None, decoded.failures, text, counts)  # the text names them
+    return Done([], None, decoded.failures, text, counts, decoded.key)  # the text names them
