@@ -114,7 +114,10 @@ model-plots: $(VENV)/.installed data
 	$(VENV)/bin/python scripts/replot.py models/fashion_mlp.pth models/plots
 	$(VENV)/bin/python scripts/replot.py models/fashion_cnn.pth models/plots-cnn
 
+# Byte-compiled first, as pip leaves an installed package (an editable one is compiled on
+# first import, or on every start where PYTHONDONTWRITEBYTECODE is set).
 bench: $(VENV)/.installed data wrk
+	$(VENV)/bin/python -m compileall -q src
 	$(VENV)/bin/python -m bench
 
 # Serve the page at http://localhost:8000/web/ (the repository root, for the model file).
