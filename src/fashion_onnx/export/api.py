@@ -32,6 +32,7 @@ from fashion_onnx.export.calibrate import Calibration, fit_calibration
 from fashion_onnx.export.graph import export_graph, finalize, metadata
 from fashion_onnx.export.variants import (
     PRECISIONS,
+    SPEED_IMAGES,
     VariantReport,
     choose_int8,
     compare_with_fp32,
@@ -366,7 +367,7 @@ def _best_int8(
         for method, file in files.items():
             write_int8(fp32, file, method, calibration)
             scores[method] = compare_with_fp32(file, "int8", images, labels, fp32_probs)
-        speed = throughputs({"fp32": fp32, **files}, images[:2048])
+        speed = throughputs({"fp32": fp32, **files}, images[:SPEED_IMAGES])
 
         def drop(method: str) -> float:
             delta = scores[method].accuracy_delta_points
