@@ -9,7 +9,9 @@ rules ``fashion-infer --engine ray`` uses (``infer/ray_cluster.py``).
 from __future__ import annotations
 
 import signal
+import threading
 from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 from fashion_onnx.errors import InvalidArgumentError
@@ -93,10 +95,25 @@ def serve_on_ray(
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise RayClusterError(f"Ray Serve could not deploy fashion-serve: {first}") from None
         announce(f"Ray Serve on {cluster.describe()}")
-        stops = {signal.SIGTERM, signal.SIGINT}
-        signal.pthread_sigmask(signal.SIG_BLOCK, stops)  # delivered to sigwait, not handlers
-        signal.sigwait(stops)
+        wait_for_a_stop_signal()
         serve.delete(APP_NAME)
         serve.shutdown()  # type: ignore[no-untyped-call]
     finally:
         disconnect(cluster)
+
+
+def wait_for_a_stop_signal() -> None:
+    """Return once SIGTERM or SIGINT arrives. Ray's threads do not block them, so either
+    may be delivered to any thread (blocking them here for sigwait lost the race there, and
+    the process died of the signal): handlers, which CPython runs in the main thread
+    whichever thread the kernel picked, set an event this thread polls."""
+    stop = threading.Event()
+
+    def handle(number: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, handle)  # replaces ray.init's SIGTERM handler (sys.exit)
+    while not stop.wait(0.2):  # a timed wait: the handlers run between waits
+        pass
+
