@@ -132,11 +132,6 @@ def test_replicas_on_both_nodes_answer_with_parity(cluster, served, test_set) ->
     assert status == 400 and "malformed JSON" in json.loads(raw)["error"]
 
 
-@pytest.mark.xfail(
-    reason="exits -15 on the final main (passed on the serve branch before the merges); "
-    "not yet understood: see the closing note of the session that merged #20-#24",
-    strict=False,
-)
 def test_sigterm_takes_the_application_down_and_exits_0(served) -> None:
     process, port = served
     process.send_signal(signal.SIGTERM)

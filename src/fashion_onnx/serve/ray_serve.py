@@ -78,6 +78,7 @@ def serve_on_ray(
         MissingExtraError: Ray is not installed.
     """
     cluster = connect(address)
+    stop = stop_on_signals()  # now: after ray.init (it sets its own), before Serve is up
     try:
         try:
             from ray import serve
@@ -95,18 +96,19 @@ def serve_on_ray(
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise RayClusterError(f"Ray Serve could not deploy fashion-serve: {first}") from None
         announce(f"Ray Serve on {cluster.describe()}")
-        wait_for_a_stop_signal()
+        while not stop.wait(0.2):  # a timed wait: the handlers run between waits
+            pass
         serve.delete(APP_NAME)
         serve.shutdown()  # type: ignore[no-untyped-call]
     finally:
         disconnect(cluster)
 
 
-def wait_for_a_stop_signal() -> None:
-    """Return once SIGTERM or SIGINT arrives. Ray's threads do not block them, so either
-    may be delivered to any thread (blocking them here for sigwait lost the race there, and
-    the process died of the signal): handlers, which CPython runs in the main thread
-    whichever thread the kernel picked, set an event this thread polls."""
+def stop_on_signals() -> threading.Event:
+    """An event that SIGTERM or SIGINT sets. Ray's threads do not block these signals, so
+    the kernel may deliver them to any thread (blocking them here for sigwait lost that
+    race, and the process died of the signal); a handler runs in the main thread whichever
+    thread the kernel picked, so the main thread waits on the event with a timeout."""
     stop = threading.Event()
 
     def handle(number: int, frame: FrameType | None) -> None:
@@ -114,6 +116,4 @@ def wait_for_a_stop_signal() -> None:
 
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, handle)  # replaces ray.init's SIGTERM handler (sys.exit)
-    while not stop.wait(0.2):  # a timed wait: the handlers run between waits
-        pass
-
+    return stop
