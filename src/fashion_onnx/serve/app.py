@@ -23,7 +23,6 @@ import numpy as np
 
 from fashion_onnx import __version__
 from fashion_onnx.errors import FashionOnnxError
-from fashion_onnx.infer.contract import PROBABILITIES
 from fashion_onnx.infer.prepare import Preparation
 from fashion_onnx.serve.batching import Batcher
 from fashion_onnx.serve.metrics import Metrics
@@ -466,7 +465,7 @@ class App:
         probabilities = np.empty((0, len(served.contract.class_names)), np.float32)
         if len(images):
             out = await self.batcher(served.name).submit(served.model_input(images))
-            probabilities = out[PROBABILITIES]
+            probabilities = served.reported(out)  # calibrated, as fashion-infer reports
         names = served.contract.class_names
         row = 0
         for upload, error in zip(files, errors, strict=True):

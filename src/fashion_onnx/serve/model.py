@@ -60,6 +60,12 @@ class ServedModel:
             out[PROBABILITIES] = self.contract.probabilities(out[self.contract.output_name])
         return out
 
+    def reported(self, out: dict[str, np.ndarray]) -> np.ndarray:
+        """Of ``run``'s outputs, the probabilities ``fashion-infer`` and ``Classifier``
+        report: the calibrated ones where the file has them (the v2 routes return each
+        output by its name)."""
+        return out[PROBABILITIES if self.contract.softmax else self.contract.output_name]
+
     def model_input(self, images: np.ndarray) -> np.ndarray:
         """uint8 (n, 28, 28) images, light garment on dark -> this model's input rows."""
         return self.contract.model_input(images)
