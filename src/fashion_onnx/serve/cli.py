@@ -70,11 +70,26 @@ def serve_command(
     ] = None,
     device: Annotated[str, typer.Option(help=f"One of {', '.join(DEVICES)}.")] = "auto",
     threads: Annotated[
-        int, typer.Option(min=1, help="Engine threads per model (onnxruntime intra-op).")
-    ] = 1,
+        int | None,
+        typer.Option(
+            min=1,
+            help="Engine threads per batch (onnxruntime intra-op; they sleep when idle, so "
+            "the event loop keeps its core). [default: the CPUs this process may use; 1 per "
+            "replica with --engine ray]",
+            show_default=False,
+        ),
+    ] = None,
     max_batch: Annotated[
         int, typer.Option(min=0, help="Most images per engine call; 0: 64 on CPU, 1024 on CUDA.")
     ] = 0,
+    engines: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Batches computed at once per model, each on its own thread (with --threads "
+            "engine threads each).",
+        ),
+    ] = 1,
     max_delay_ms: Annotated[
         float,
         typer.Option(min=0, max=1000, help="Most time a request waits for others to batch with."),
@@ -152,6 +167,7 @@ def serve_command(
 
     def start() -> None:
         from fashion_onnx.infer.contract import read_model
+        from fashion_onnx.infer.files import default_workers
         from fashion_onnx.infer.runtime import cuda_problem
         from fashion_onnx.serve.app import (
             Batching,
@@ -166,8 +182,8 @@ def serve_command(
         settings = ServeSettings(
             models=tuple((name, read_model(path)[0]) for name, path in specs),
             device=device,
-            threads=threads,
-            batching=Batching(max_batch or (1024 if on_cuda else 64), max_delay_ms),
+            threads=threads or (1 if engine == "ray" else default_workers()),
+            batching=Batching(max_batch or (1024 if on_cuda else 64), max_delay_ms, engines),
             limits=Limits(body_limit, max_batch_images, body_timeout, header_timeout),
             security=Security(token, tuple(cors or ())),
         )
