@@ -45,7 +45,7 @@ from fashion_onnx.infer.work import Counts
 
 SYNC_SECONDS = 1.0  # at most this long between fsyncs: what a power cut can cost
 ROWS, JOURNAL = "rows", "journal"
-VERSION = 1  # of the journal's format
+VERSION = 2  # of the journal's format (2: a directory's chunks are cut per argument)
 
 T = TypeVar("T")
 
