@@ -169,16 +169,18 @@ def test_sigkill_at_random_moments_then_resume_gives_the_same_bytes(work: Path, 
             stderr=subprocess.DEVNULL,
         )
         rows_started(folder)
-        time.sleep(chance.uniform(1.0, 3.0))  # a random moment of the run
+        time.sleep(chance.uniform(1.1, 1.8))  # a random moment, past the first sync (1 s)
         children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
         process.kill()
         process.wait()
-        # Known gap, not checked here: one child (a worker or the directory walker) can
-        # outlive its SIGKILLed parent; end the ones this test started.
-        time.sleep(0.5)
-        for c in children:
-            if running(c):
-                os.kill(int(c), signal.SIGKILL)
+        # The workers and the directory walker see their parent's pipes close, and end.
+        deadline = time.monotonic() + 10
+        while any(running(c) for c in children) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        survivors = [c for c in children if running(c)]
+        for c in survivors:
+            os.kill(int(c), signal.SIGKILL)
+        assert not survivors, "children outlived their SIGKILLed parent"
         if (work / out).exists():  # this round finished before its kill
             break
         saved.append(journal_records(folder))

@@ -147,11 +147,13 @@ def find_image_runs(
 WalkedChunk = tuple[str, int, list[tuple[str, str]]]
 
 
-def _walk_on_request(pipe: Connection) -> None:
+def _walk_on_request(pipe: Connection, parents_end: Connection) -> None:
     """The walker process: for each (argument, chunk size) received, send its files in
     chunks of that size ("\0"-joined: one string to pickle, passed on as it is) with the
     problems met before them, in order, then None. Directories already walked are
-    remembered across arguments."""
+    remembered across arguments. ``parents_end`` (inherited) is closed at once: were it
+    held here, a parent killed midway would leave this process blocked in ``send``."""
+    parents_end.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     seen_dirs: set[tuple[int, int]] = set()
     while (request := pipe.recv()) is not None:
@@ -210,7 +212,9 @@ class Walker:
         if self._pipe is None:
             ctx = mp.get_context("fork" if sys.platform.startswith("linux") else None)
             self._pipe, child = ctx.Pipe()
-            self._process = ctx.Process(target=_walk_on_request, args=(child,), daemon=True)
+            self._process = ctx.Process(
+                target=_walk_on_request, args=(child, self._pipe), daemon=True
+            )
             start(self._process)  # the garbage collector frozen: see pool.start
             child.close()
         pipe = self._pipe
