@@ -155,6 +155,13 @@ def _walk_on_request(pipe: Connection, parents_end: Connection) -> None:
     held here, a parent killed midway would leave this process blocked in ``send``."""
     parents_end.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    try:
+        _walk_requests(pipe)
+    except (EOFError, ConnectionError):  # the parent stopped listening (done, or died): end
+        pass
+
+
+def _walk_requests(pipe: Connection) -> None:
     seen_dirs: set[tuple[int, int]] = set()
     while (request := pipe.recv()) is not None:
         arg, size = request
