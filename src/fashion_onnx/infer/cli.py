@@ -572,14 +572,13 @@ def render_ray_batches(
     """The Ray engine's batches as finished chunks (the driver renders them), keyed for
     the ``journal`` when there is one."""
     from fashion_onnx.infer.prepare import Preparation
-    from fashion_onnx.infer.sources import key_of
+    from fashion_onnx.infer.sources import names_key
     from fashion_onnx.infer.work import Decoded, Job, conclude
 
     for batch in batches:
         key = None
         if journal is not None:
-            names = [f.path for f in batch.failures] + batch.paths
-            key = len(names), key_of(names)
+            key = names_key([f.path for f in batch.failures] + batch.paths)
         decoded = Decoded(batch.paths, batch.probabilities[:0], batch.failures, key=key)
         yield conclude(Job(Preparation(), rows, truth), decoded, batch.probabilities)
 

@@ -149,7 +149,7 @@ WalkedChunk = tuple[str, int, list[tuple[str, str]]]
 
 def _walk_on_request(pipe: Connection, parents_end: Connection) -> None:
     """The walker process: for each (argument, chunk size) received, send its files in
-    chunks of that size ("\0"-joined: one string to pickle, passed on as it is) with the
+    chunks of that size ("\\0"-joined: one string to pickle, passed on as it is) with the
     problems met before them, in order, then None. Directories already walked are
     remembered across arguments. ``parents_end`` (inherited) is closed at once: were it
     held here, a parent killed midway would leave this process blocked in ``send``."""

@@ -65,7 +65,11 @@ ChunkKey = tuple[int, str]  # (names in a chunk, key_of them)
 
 def chunk_key(chunk: Chunk) -> ChunkKey:
     """How the resume journal knows a chunk again."""
-    names = chunk_names(chunk)
+    return names_key(chunk_names(chunk))
+
+
+def names_key(names: list[str]) -> ChunkKey:
+    """The key of a chunk made of ``names`` (the Ray engine's batches are such chunks)."""
     return len(names), key_of(names)
 
 
