@@ -27,7 +27,7 @@ def _write_idx(path: Path, array: np.ndarray) -> None:
 def test_the_temperature_is_fitted_on_training_images_only(tmp_path: Path, monkeypatch) -> None:
     pytest.importorskip("torch", reason="needs the [train] extra")
     from fashion_onnx.export import calibrate
-    from fashion_onnx.fashion_mnist import load_split
+    from fashion_onnx.fashion_mnist import held_out, load_split
     from fashion_onnx.models import load_model
 
     model = load_model(ROOT / "models" / "fashion_mlp.pth")
@@ -41,7 +41,13 @@ def test_the_temperature_is_fitted_on_training_images_only(tmp_path: Path, monke
 
     monkeypatch.setattr(calibrate, "load_split", only_train)
     real = calibrate.fit_calibration(model, tmp_path / "none", None, None)
-    assert read == ["train"] and real.temperature < 1  # label smoothing: under-confident
+    assert read == ["train"] and 0.5 < real.temperature < 2
+    # exactly the slice fashion-train held out of the embedded model's training
+    sliced = calibrate.training_slice(None)
+    assert sliced is not None
+    train_images, train_labels = load_split("train")
+    np.testing.assert_array_equal(sliced[1], train_labels[held_out()])
+    np.testing.assert_array_equal(sliced[0][:, 0], train_images[held_out()] / np.float32(255))
 
     # The same training images with shuffled labels: a model that knew these labels would
     # need a flat softmax (a large T). The test files are left as they are: T moves only
@@ -54,6 +60,7 @@ def test_the_temperature_is_fitted_on_training_images_only(tmp_path: Path, monke
     shuffled = calibrate.fit_calibration(model, tmp_path, None, None)
     assert shuffled.temperature > 5 * real.temperature
     assert "training images" in shuffled.fitted_on and "never test" in shuffled.fitted_on
+    assert "holds out" in shuffled.fitted_on
 
 
 @pytest.mark.parametrize("name", ["mlp", "cnn"])

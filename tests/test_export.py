@@ -403,3 +403,24 @@ def test_cli_report_title_is_not_padded(tmp_path: Path, trained_checkpoint) -> N
     result = runner.invoke(app, [str(trained_checkpoint), "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[0] == f"Exported {out}"
+
+
+def test_logits_are_held_to_atol_plus_a_share_of_their_size(test_set) -> None:
+    """A float32 step grows with the value: a large logit may differ by a few steps (the
+    embedded MLP's reach past 32), a small one only by atol."""
+    from fashion_onnx.export.verify import compare_with_torch, cpu_session, run_session
+
+    path = Path(export_api.__file__).resolve().parent.parent / "assets" / "fashion_mlp.onnx"
+    images = (test_set[0][:256].astype(np.float32) / 255).reshape(-1, 1, 28, 28)
+    logits, probs = run_session(cpu_session(path), images, len(images))
+
+    def failures(shift: np.ndarray) -> list[str]:
+        found = compare_with_torch((logits + shift, probs), path, images, None, data="t", atol=1e-5)
+        return [m for m in found[1] if ": logits" in m]
+
+    big = np.abs(logits) >= 10  # bound there: 1e-5 + 1.3e-6 * 10 = 2.3e-5
+    assert big.any() and (~big).any()
+    assert failures(np.where(big, 2e-5, 0).astype(np.float32)) == []
+    assert len(failures(np.where(big, 1e-4, 0).astype(np.float32))) == 5
+    small = np.abs(logits) < 1
+    assert len(failures(np.where(small, 2e-5, 0).astype(np.float32))) == 5

@@ -99,3 +99,15 @@ def load_split(
     images = read_idx(_find(images_stem, data_dir, debian_dir), images_stem)
     labels = read_idx(_find(labels_stem, data_dir, debian_dir), labels_stem)
     return images, labels
+
+
+# The training images fashion-train holds out and fashion-export fits the temperature on:
+# a seeded sample, the same on every machine. Never test images.
+HELD_OUT = 5_000
+HELD_OUT_SEED = 24
+
+
+def held_out(train_count: int = IDX_HEADERS["train-images-idx3-ubyte"][1]) -> np.ndarray:
+    """The sorted indices of the ``HELD_OUT`` training images kept out of training."""
+    rng = np.random.default_rng(HELD_OUT_SEED)
+    return np.sort(rng.choice(train_count, HELD_OUT, replace=False))

@@ -1,5 +1,6 @@
-"""The temperature of ``calibrated_probabilities``, fitted on training images (never test),
-and the energy threshold at which a row abstains."""
+"""The temperature of ``calibrated_probabilities``, fitted on the training images that
+``fashion-train`` holds out (never test images), and the energy threshold at which a row
+abstains."""
 
 from __future__ import annotations
 
@@ -22,10 +23,7 @@ from fashion_onnx.eval.measures import (
     softmax,
     threshold_keeping,
 )
-from fashion_onnx.fashion_mnist import load_split
-
-CALIBRATION_SLICE = 10_000  # training images the temperature is fitted on
-CALIBRATION_SEED = 24
+from fashion_onnx.fashion_mnist import HELD_OUT, HELD_OUT_SEED, held_out, load_split
 
 
 @dataclass(frozen=True)
@@ -57,15 +55,15 @@ class Calibration:
 
 
 def training_slice(data_dir: Path | None) -> tuple[np.ndarray, np.ndarray] | None:
-    """A seeded sample of 10,000 training images (float32 (N, 1, 28, 28) in [0, 1]) and
-    their labels; None when the training set is not available. Never test images."""
+    """The held-out training images (``fashion_mnist.held_out``: float32 (N, 1, 28, 28) in
+    [0, 1]) and their labels; None when the training set is not available. Never test
+    images. A model from ``fashion-train`` never trained on them (``holdout``, on by
+    default), so T is fitted on images as new to it as the test set is."""
     try:
         images, labels = load_split("train", data_dir)
     except DataNotFoundError:
         return None
-    pick = np.sort(
-        np.random.default_rng(CALIBRATION_SEED).choice(len(images), CALIBRATION_SLICE, False)
-    )
+    pick = held_out(len(images))
     x = (images[pick].astype(np.float32) / 255).reshape(-1, 1, IMAGE_SIZE, IMAGE_SIZE)
     return x, labels[pick].astype(np.int64)
 
@@ -96,8 +94,8 @@ def fit_calibration(
         logits = model.eval()(torch.from_numpy(train[0])).numpy()
         temperature = fit_temperature(logits, train[1])
         fitted_on = (
-            f"{CALIBRATION_SLICE:,} FashionMNIST training images "
-            f"(seed {CALIBRATION_SEED}), never test images"
+            f"the {HELD_OUT:,} FashionMNIST training images fashion-train holds out "
+            f"(seed {HELD_OUT_SEED}), never test images"
         )
     before = after = threshold = None
     keep = DEFAULT_KEEP

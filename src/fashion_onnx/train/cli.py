@@ -45,7 +45,9 @@ def _both(field: str) -> str:
     f"dropout {MLP.dropout}, label smoothing {MLP.label_smoothing}. CNN recipe: SGD with "
     f"Nesterov momentum (weight decay {CNN.weight_decay}), one-cycle LR, dropout "
     f"{CNN.dropout}, label smoothing {CNN.label_smoothing}, random 2-pixel shifts and "
-    "flips, bfloat16 where the CPU has it.\n\n"
+    "flips, bfloat16 where the CPU has it. Both: outlier exposure (synthetic non-garments "
+    "pushed towards a uniform answer, so that fashion-infer --abstain can tell them), and "
+    "5,000 training images held out for fashion-export's calibration.\n\n"
     "An existing model (the .pth or its .json) is not replaced without --force, "
     "--dry-run included.\n\n"
     "Exit status: 0 trained and saved; 2 usage or configuration error (bad option, "
@@ -72,6 +74,22 @@ def train_command(
             min=0.0, help=f"Peak learning rate (one-cycle). {_both('lr')}", show_default=False
         ),
     ] = None,
+    outliers: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="Weight of the outlier-exposure loss on synthetic non-garments (0: off). "
+            f"{_both('outliers')}",
+            show_default=False,
+        ),
+    ] = None,
+    holdout: Annotated[
+        bool,
+        typer.Option(
+            help="Keep 5,000 training images out of training: fashion-export fits the "
+            "temperature of calibrated_probabilities on them."
+        ),
+    ] = MLP.holdout,
     seed: Annotated[
         int, typer.Option(help="Seeds weights, shuffling, dropout and augmentation.")
     ] = MLP.seed,
@@ -126,6 +144,8 @@ def train_command(
                 epochs=epochs,
                 batch_size=batch_size,
                 lr=lr,
+                outliers=outliers,
+                holdout=holdout,
                 seed=seed,
                 data_dir=data_dir,
                 download=download,

@@ -26,7 +26,10 @@ class TrainConfig:
     warmup: float = 0.3  # share of the steps spent rising to the peak
     weight_decay: float = 0.05  # decoupled (AdamW) or L2 (SGD) weight decay
     dropout: float = 0.3  # training only; no parameters, so the keys do not change
-    label_smoothing: float = 0.1  # cross-entropy target smoothing
+    label_smoothing: float = 0.0  # cross-entropy target smoothing (0.1 under-confident)
+    outliers: float = 0.25  # weight of the outlier-exposure loss (0: off); train/outliers.py
+    outlier_batch: int = 64  # synthetic outliers per optimizer step, beside the garments
+    holdout: bool = True  # keep fashion_mnist.held_out() out of training, for calibration
     augment: bool = False  # random shifts of up to 2 px and horizontal flips, whole batches
     bf16: str = "off"  # bfloat16 autocast: on, off, auto (CUDA, or a CPU with AMX/AVX-512 BF16)
     seed: int = 0  # seeds weights, shuffling, dropout and augmentation
@@ -49,6 +52,10 @@ class TrainConfig:
             problems.append(f"warmup must be in (0, 1), got {self.warmup}")
         if not 0 <= self.dropout < 1:
             problems.append(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.outliers < 0:
+            problems.append(f"outliers must be >= 0, got {self.outliers}")
+        if self.outlier_batch < 1:
+            problems.append(f"outlier_batch must be >= 1, got {self.outlier_batch}")
         if not 0 <= self.label_smoothing < 1:
             problems.append(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.bf16 not in ("auto", "on", "off"):
@@ -75,7 +82,9 @@ RECIPES = {
         warmup=0.25,
         weight_decay=5e-4,
         dropout=0.2,
-        label_smoothing=0.1,
+        label_smoothing=0.0,
+        outliers=0.5,
+        outlier_batch=32,
         augment=True,
         bf16="auto",
     ),

@@ -24,8 +24,10 @@ from torch import nn
 
 from fashion_onnx.constants import NUM_CLASSES
 from fashion_onnx.errors import DeviceError
+from fashion_onnx.fashion_mnist import held_out
 from fashion_onnx.gpu import gpu_present
 from fashion_onnx.models import NeuralNetwork, build_model
+from fashion_onnx.train import outliers
 from fashion_onnx.train.config import TrainConfig
 from fashion_onnx.train.data import FashionData, to_input
 
@@ -35,6 +37,7 @@ from fashion_onnx.train.data import FashionData, to_input
 PIXEL_MEAN = 0.2860
 PIXEL_STD = 0.3530
 EVAL_BATCH = 4096  # eval has no backward pass; big batches are cheapest
+OUTLIER_POOL = 20_000  # synthetic outliers made per run (about 5 s); steps draw from them
 
 
 @dataclass(frozen=True)
@@ -185,6 +188,29 @@ def evaluate(
     )
 
 
+def training_rows(data: FashionData, holdout: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training images and labels a run learns from: all 60,000, or all but the
+    ``fashion_mnist.held_out()`` slice that the export calibrates on."""
+    if not holdout:
+        return data.train_images, data.train_labels
+    keep = torch.ones(len(data.train_images), dtype=torch.bool)
+    keep[torch.from_numpy(held_out(len(data.train_images)))] = False
+    return data.train_images[keep], data.train_labels[keep]
+
+
+def uniform_cross_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy from softmax(logits) to the uniform distribution: the outlier
+    exposure loss, lowest when the model has no preference among the classes."""
+    return -F.log_softmax(logits, dim=1).mean()
+
+
+def outlier_inputs(images: torch.Tensor, seed: int) -> torch.Tensor:
+    """``OUTLIER_POOL`` outliers (``train.outliers.pool``) as float32 (N, 1, 28, 28) inputs;
+    ``images`` are the training images the inverted share is drawn from."""
+    made = outliers.pool(images.numpy(), OUTLIER_POOL, seed)
+    return to_input(torch.from_numpy(made))
+
+
 def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     if config.optimizer == "adamw":
         return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -230,7 +256,8 @@ def train(
     model = model.to(memory_format=layout)
     bf16 = use_bf16(config.bf16, device)
 
-    n = len(data.train_images)
+    train_images, train_labels = training_rows(data, config.holdout)
+    n = len(train_images)
     steps_per_epoch = -(-n // config.batch_size)
     total = config.epochs * steps_per_epoch
     if config.max_steps is not None:
@@ -244,11 +271,15 @@ def train(
     # Scale once: 188 MB of float32 beats per-sample ToTensor every epoch. The MLP is
     # trained on standardised inputs (folded into it afterwards); the CNN's BatchNorm
     # takes [0, 1] as it is.
-    x_train = to_input(data.train_images)  # (N, 1, 28, 28)
+    x_train = to_input(train_images)  # (N, 1, 28, 28)
+    x_out = outlier_inputs(train_images, config.seed + 2) if config.outliers > 0 else None
     if not cnn:
         x_train = (x_train - PIXEL_MEAN) / PIXEL_STD
+        x_out = None if x_out is None else (x_out - PIXEL_MEAN) / PIXEL_STD
     x_device = x_train.to(device)
-    y_train = data.train_labels.to(device)
+    y_train = train_labels.to(device)
+    out_device = None if x_out is None else x_out.to(device)
+    draw = torch.Generator().manual_seed(config.seed + 3)  # which outliers each step sees
 
     result = TrainResult(model=model, config=config, device=str(device), bf16=bf16)
     started, step = time.perf_counter(), 0
@@ -262,12 +293,18 @@ def train(
             if step == total:
                 break
             idx = order[start : start + config.batch_size]
-            batch = x_device[idx].contiguous(memory_format=layout)
+            batch = x_device[idx]
+            if out_device is not None:  # one pass over garments and outliers together
+                pick = torch.randint(len(out_device), (config.outlier_batch,), generator=draw)
+                batch = torch.cat([batch, out_device[pick.to(device)]])
+            batch = batch.contiguous(memory_format=layout)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                logits = model(batch)
+                logits = model(batch).float()
             loss = F.cross_entropy(
-                logits.float(), y_train[idx], label_smoothing=config.label_smoothing
+                logits[: len(idx)], y_train[idx], label_smoothing=config.label_smoothing
             )
+            if out_device is not None:
+                loss = loss + config.outliers * uniform_cross_entropy(logits[len(idx) :])
             optimizer.zero_grad(set_to_none=True)
             torch.autograd.backward(loss)
             optimizer.step()
@@ -300,6 +337,6 @@ def train(
         assert isinstance(plain, NeuralNetwork)
         fold_input_normalization(plain, PIXEL_MEAN, PIXEL_STD)
     result.model = model = plain.eval()
-    _, _, result.train_class_accuracy = evaluate(model, data.train_images, data.train_labels)
+    _, _, result.train_class_accuracy = evaluate(model, train_images, train_labels)
     _, _, result.test_class_accuracy = evaluate(model, data.test_images, data.test_labels)
     return result

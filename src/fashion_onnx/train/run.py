@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 import fashion_onnx
 from fashion_onnx.errors import InvalidArgumentError
+from fashion_onnx.fashion_mnist import HELD_OUT
 from fashion_onnx.fileio import write_bytes_atomic, write_text_atomic
 from fashion_onnx.models import build_model
 from fashion_onnx.train.config import recipe
@@ -73,6 +74,8 @@ def train_and_save(
     epochs: int | None,
     batch_size: int | None,
     lr: float | None,
+    outliers: float | None,
+    holdout: bool,
     seed: int,
     data_dir: Path | None,
     download: bool,
@@ -93,6 +96,8 @@ def train_and_save(
         epochs=epochs,
         batch_size=batch_size,
         lr=lr,
+        outliers=outliers,
+        holdout=holdout,
         seed=seed,
         device=device,
         max_steps=max_steps,
@@ -102,8 +107,9 @@ def train_and_save(
             f"output {output} is a directory; give a file path like model.pth"
         )
     data = load_fashion_mnist(data_dir, download=download)
+    held = f", {HELD_OUT:,} of them held out for calibration" if config.holdout else ""
     console.print(
-        f"FashionMNIST: {len(data.train_images)} train / {len(data.test_images)} test "
+        f"FashionMNIST: {len(data.train_images)} train{held} / {len(data.test_images)} test "
         f"images (source: {data.source})"
     )
 
