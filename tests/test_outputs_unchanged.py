@@ -2,11 +2,13 @@
 wrote for the same inputs, in every format, with one worker and with the default.
 
 The expected files in tests/golden/ were written by that version (commit 9881237) with
-``python tests/test_outputs_unchanged.py``, and rewritten once since, on purpose, when the
-embedded models were re-exported with calibrated_probabilities (#24): the confidences are
-now the calibrated ones, every top-1 is unchanged (the code change alone kept the old
-files' outputs byte for byte); the inputs are made here from the real test
-set, bad files mixed in, and named on the command line so that their order is fixed.
+``PYTHONPATH=. python tests/test_outputs_unchanged.py``, and rewritten twice since, on
+purpose (#24): when the embedded models were re-exported with calibrated_probabilities
+(the confidences became the calibrated ones, every top-1 unchanged; the code change alone
+kept the old files' outputs byte for byte), and when both models were retrained with
+outlier exposure and a held-out slice (new weights, new rows). The inputs are made here
+from the real test set, bad files mixed in, and named on the command line so that their
+order is fixed.
 """
 
 from __future__ import annotations

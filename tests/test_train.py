@@ -91,7 +91,7 @@ def test_replot_draws_the_committed_runs_plots_without_training(tmp_path: Path) 
     checkpoint = Path(__file__).resolve().parent.parent / "models" / "fashion_mlp.pth"
     result = result_from_record(checkpoint)
     assert len(result.epochs) == result.config.epochs == 20
-    assert result.test_accuracy == 0.9037
+    assert result.test_accuracy == 0.901
     paths = replot(checkpoint, tmp_path)
     assert sorted(p.name for p in paths) == [
         "class_accuracy.png",

@@ -42,9 +42,9 @@ def _both(field: str) -> str:
     cls=Command,
     help="Train on real FashionMNIST: the card's MLP (--arch mlp, the default) or a small "
     f"CNN (--arch cnn). MLP recipe: AdamW (weight decay {MLP.weight_decay}), one-cycle LR, "
-    f"dropout {MLP.dropout}, label smoothing {MLP.label_smoothing}. CNN recipe: SGD with "
+    f"dropout {MLP.dropout}. CNN recipe: SGD with "
     f"Nesterov momentum (weight decay {CNN.weight_decay}), one-cycle LR, dropout "
-    f"{CNN.dropout}, label smoothing {CNN.label_smoothing}, random 2-pixel shifts and "
+    f"{CNN.dropout}, random 2-pixel shifts and "
     "flips, bfloat16 where the CPU has it. Both: outlier exposure (synthetic non-garments "
     "pushed towards a uniform answer, so that fashion-infer --abstain can tell them), and "
     "5,000 training images held out for fashion-export's calibration.\n\n"

@@ -43,7 +43,7 @@ OUTLIER_POOL = 20_000  # synthetic outliers made per run (about 5 s); steps draw
 @dataclass(frozen=True)
 class EpochMetrics:
     epoch: int  # 1-based
-    train_loss: float  # mean training loss over the epoch (dropout on, labels smoothed)
+    train_loss: float  # mean training loss over the epoch (dropout on, outlier term added)
     test_loss: float  # mean cross-entropy on the test set (no smoothing)
     test_accuracy: float  # fraction in [0, 1]
     seconds: float  # wall time since training started

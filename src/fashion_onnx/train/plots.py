@@ -51,7 +51,7 @@ def curves_figure(result: TrainResult) -> Figure:
         epochs,
         [e.train_loss for e in result.epochs],
         marker="o",
-        label="train (dropout, label smoothing)",
+        label="train (dropout, outlier exposure)",
     )
     axs[0].plot(epochs, [e.test_loss for e in result.epochs], marker="o", label="test")
     axs[0].set_ylabel("cross-entropy loss")
