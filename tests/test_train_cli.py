@@ -44,9 +44,28 @@ def test_dry_run_writes_a_quickstart_loadable_pth_metrics_and_plots(
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_outlier_exposure_and_the_holdout_are_recorded_and_can_be_turned_off(
+    tmp_path: Path, fashion_data
+) -> None:
+    out = tmp_path / "model.pth"
+    result = runner.invoke(app, ["--dry-run", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "5,000 of them held out for calibration" in " ".join(result.output.split())
+    config = json.loads(out.with_suffix(".json").read_text())["config"]
+    assert config["outliers"] == 0.25 and config["holdout"] is True
+    result = runner.invoke(
+        app, ["--dry-run", "-o", str(out), "--force", "--outliers", "0", "--no-holdout"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "held out" not in result.output
+    config = json.loads(out.with_suffix(".json").read_text())["config"]
+    assert config["outliers"] == 0 and config["holdout"] is False
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        (["--outliers", "-1"], "Invalid value for '--outliers'"),
         (["--device", "tpu"], "device must be auto, cpu or cuda, got 'tpu'"),
         (["--epochs", "0"], "Invalid value for '--epochs'"),
     ],
