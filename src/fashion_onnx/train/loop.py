@@ -204,10 +204,10 @@ def uniform_cross_entropy(logits: torch.Tensor) -> torch.Tensor:
     return -F.log_softmax(logits, dim=1).mean()
 
 
-def outlier_inputs(images: torch.Tensor, seed: int) -> torch.Tensor:
-    """``OUTLIER_POOL`` outliers (``train.outliers.pool``) as float32 (N, 1, 28, 28) inputs;
+def outlier_inputs(images: torch.Tensor, count: int, seed: int) -> torch.Tensor:
+    """``count`` outliers (``train.outliers.pool``) as float32 (N, 1, 28, 28) inputs;
     ``images`` are the training images the inverted share is drawn from."""
-    made = outliers.pool(images.numpy(), OUTLIER_POOL, seed)
+    made = outliers.pool(images.numpy(), count, seed)
     return to_input(torch.from_numpy(made))
 
 
@@ -272,7 +272,10 @@ def train(
     # trained on standardised inputs (folded into it afterwards); the CNN's BatchNorm
     # takes [0, 1] as it is.
     x_train = to_input(train_images)  # (N, 1, 28, 28)
-    x_out = outlier_inputs(train_images, config.seed + 2) if config.outliers > 0 else None
+    x_out = None
+    if config.outliers > 0:  # no more than the run will draw: a smoke run makes a few
+        count = min(OUTLIER_POOL, total * config.outlier_batch)
+        x_out = outlier_inputs(train_images, count, config.seed + 2)
     if not cnn:
         x_train = (x_train - PIXEL_MEAN) / PIXEL_STD
         x_out = None if x_out is None else (x_out - PIXEL_MEAN) / PIXEL_STD
