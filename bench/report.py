@@ -180,7 +180,7 @@ def model_comparison(r: dict) -> str:
             f"spent ({'bfloat16' if r['training']['cnn_bf16'] else 'float32'}, this run). "
             "Mid-run the learning rate is still high, so a shorter run, whose own schedule "
             "anneals sooner, ends above the row at its length (15 epochs: 93.64% in a side "
-            "study here):",
+            "study here, before outlier exposure):",
             "",
             "| epoch | minutes | test accuracy |",
             "|---|---|---|",
