@@ -295,7 +295,9 @@ def test_multipart_with_good_and_bad_files(server, images, expected) -> None:
     results = json.loads(raw)["results"]
     assert [r["file"] for r in results] == [name for name, _ in files]
     reported = Classifier("cnn").predict(images[:2]).probabilities  # calibrated
-    assert np.abs(reported - expected["cnn"][:2]).max() > 1e-3, "calibration changes them"
+    # calibration changes them (T = 1.11: by 5.6e-4 on these two sure answers), far beyond
+    # the 1e-6 the rows are compared at below
+    assert np.abs(reported - expected["cnn"][:2]).max() > 1e-4, "calibration changes them"
     for row, index in ((results[0], 0), (results[5], 1)):
         probs = reported[index]  # as fashion-infer reports them
         assert row["label"] == int(probs.argmax())
