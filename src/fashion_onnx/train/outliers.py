@@ -83,8 +83,8 @@ def _stretch(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     lo = rng.uniform(0, 200)
     hi = lo + rng.uniform(5, 255 - lo)  # low contrast too: flat walls, sky, cloth
     span = float(values.max() - values.min()) or 1.0
-    out = lo + (values - values.min()) * ((hi - lo) / span)
-    return np.clip(out, 0, 255).round().astype(np.uint8)
+    out = lo + (np.asarray(values, np.float64) - values.min()) * ((hi - lo) / span)
+    return np.asarray(np.clip(out, 0, 255).round(), dtype=np.uint8)
 
 
 def fractal(rng: np.random.Generator) -> np.ndarray:
