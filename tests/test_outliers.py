@@ -9,7 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from fashion_onnx.fashion_mnist import HELD_OUT, held_out
+from fashion_onnx.constants import HELD_OUT
+from fashion_onnx.fashion_mnist import held_out
 from fashion_onnx.train import outliers
 
 

@@ -68,3 +68,6 @@ DEFAULT_ATOL = {"mlp": 1e-5, "cnn": 1e-5}
 LOGITS_RTOL = 1.3e-6
 # The most test accuracy (points) a variant (int8, fp16) may lose:
 DEFAULT_MAX_DROP_POINTS = {"mlp": 0.3, "cnn": 0.5}
+# Training images fashion-train holds out for fashion-export's temperature (which ones:
+# fashion_mnist.held_out):
+HELD_OUT = 5_000

@@ -13,6 +13,7 @@ from typing import Literal
 
 import numpy as np
 
+from fashion_onnx.constants import HELD_OUT
 from fashion_onnx.errors import DataNotFoundError
 
 DATA_DIR_ENV = "FASHION_ONNX_DATA_DIR"
@@ -103,7 +104,6 @@ def load_split(
 
 # The training images fashion-train holds out and fashion-export fits the temperature on:
 # a seeded sample, the same on every machine. Never test images.
-HELD_OUT = 5_000
 HELD_OUT_SEED = 24
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fashion_onnx.constants import IMAGE_SIZE
+from fashion_onnx.constants import HELD_OUT, IMAGE_SIZE
 from fashion_onnx.errors import DataNotFoundError
 from fashion_onnx.eval.measures import (
     DEFAULT_KEEP,
@@ -23,7 +23,7 @@ from fashion_onnx.eval.measures import (
     softmax,
     threshold_keeping,
 )
-from fashion_onnx.fashion_mnist import HELD_OUT, HELD_OUT_SEED, held_out, load_split
+from fashion_onnx.fashion_mnist import HELD_OUT_SEED, held_out, load_split
 
 
 @dataclass(frozen=True)

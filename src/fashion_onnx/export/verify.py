@@ -151,7 +151,8 @@ def compare_with_torch(
                 f"expected {expected_logits.shape}"
             )
             continue
-        d_logits = float(np.abs(onnx_logits - expected_logits).max())
+        logits_diff = np.abs(onnx_logits - expected_logits)
+        d_logits = float(logits_diff.max())
         d_probs = float(np.abs(onnx_probs - expected_probs).max())
         worst_logits, worst_probs = max(worst_logits, d_logits), max(worst_probs, d_probs)
         same = onnx_logits.argmax(1) == expected_logits.argmax(1)
@@ -160,7 +161,7 @@ def compare_with_torch(
         top2 = np.sort(expected_logits, axis=1)[:, -2:]
         decided = (top2[:, 1] - top2[:, 0]) > atol
         bound = atol + LOGITS_RTOL * np.abs(expected_logits)
-        if (np.abs(onnx_logits - expected_logits) > bound).any():
+        if (logits_diff > bound).any():
             problems.append(
                 f"batch {batch_size}: logits max|diff| {d_logits:.3g} > atol {atol:g} + "
                 f"{LOGITS_RTOL:g} x |logit|"

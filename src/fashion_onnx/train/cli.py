@@ -23,6 +23,7 @@ from fashion_onnx.cli_common import (
     train_extra_needed,
     warnings_as_lines,
 )
+from fashion_onnx.constants import HELD_OUT
 from fashion_onnx.train.config import ARCHS, RECIPES
 
 MLP, CNN = RECIPES["mlp"], RECIPES["cnn"]
@@ -47,7 +48,7 @@ def _both(field: str) -> str:
     f"{CNN.dropout}, random 2-pixel shifts and "
     "flips, bfloat16 where the CPU has it. Both: outlier exposure (synthetic non-garments "
     "pushed towards a uniform answer, so that fashion-infer --abstain can tell them), and "
-    "5,000 training images held out for fashion-export's calibration.\n\n"
+    f"{HELD_OUT:,} training images held out for fashion-export's calibration.\n\n"
     "An existing model (the .pth or its .json) is not replaced without --force, "
     "--dry-run included.\n\n"
     "Exit status: 0 trained and saved; 2 usage or configuration error (bad option, "
@@ -86,7 +87,7 @@ def train_command(
     holdout: Annotated[
         bool,
         typer.Option(
-            help="Keep 5,000 training images out of training: fashion-export fits the "
+            help=f"Keep {HELD_OUT:,} training images out of training: fashion-export fits the "
             "temperature of calibrated_probabilities on them."
         ),
     ] = MLP.holdout,

@@ -24,8 +24,6 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from fashion_onnx.constants import IMAGE_SIZE
 
-FAMILIES = ("strokes", "leaves", "fractal", "gratings", "noise")
-
 
 def _scaled(canvas: Image.Image, rng: np.random.Generator) -> np.ndarray:
     """The canvas resized to 28x28 (bilinear or bicubic), as uint8."""
@@ -127,6 +125,7 @@ _MAKERS = {
     "gratings": gratings,
     "noise": noise,
 }
+FAMILIES = tuple(_MAKERS)
 # Shares of the pool: shapes and photo-like textures, the two kinds users meet most.
 SHARES = {"strokes": 0.35, "leaves": 0.25, "fractal": 0.15, "gratings": 0.1, "noise": 0.15}
 

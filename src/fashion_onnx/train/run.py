@@ -17,8 +17,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 import fashion_onnx
+from fashion_onnx.constants import HELD_OUT
 from fashion_onnx.errors import InvalidArgumentError
-from fashion_onnx.fashion_mnist import HELD_OUT
 from fashion_onnx.fileio import write_bytes_atomic, write_text_atomic
 from fashion_onnx.models import build_model
 from fashion_onnx.train.config import recipe
