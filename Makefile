@@ -39,7 +39,7 @@ $(VENV)/.installed: pyproject.toml
 data:
 	@if [ -f $(DATA_DEB) ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist && apt-get clean; \
 	else \
 		echo "FashionMNIST is missing. Run: sudo apt-get install dataset-fashion-mnist"; exit 2; \
 	fi
@@ -48,7 +48,7 @@ data:
 browser:
 	@if [ -x /usr/bin/chromium ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium && apt-get clean; \
 	else \
 		echo "Chromium is missing. Run: sudo apt-get install chromium"; exit 2; \
 	fi
@@ -57,7 +57,7 @@ browser:
 wrk:
 	@if command -v wrk >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk && apt-get clean; \
 	else \
 		echo "wrk is missing. Run: sudo apt-get install wrk"; exit 2; \
 	fi
