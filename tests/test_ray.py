@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -314,6 +315,7 @@ def isolated_home(tmp_path) -> dict[str, str]:
 def test_without_a_cluster_it_starts_a_local_ray_and_stdout_holds_only_rows(
     folder, isolated_home
 ) -> None:
+    before = set(Path(tempfile.gettempdir()).glob("fashion-infer-ray-*.log"))
     result, _ = run_cli(
         [str(folder), "--engine", "ray", "--format", "csv", "--no-progress"], isolated_home
     )
@@ -321,6 +323,8 @@ def test_without_a_cluster_it_starts_a_local_ray_and_stdout_holds_only_rows(
     lines = result.stdout.splitlines()
     assert lines[0] == "path,label,class,confidence" and len(lines) == 1 + IMAGES
     assert "on a local Ray (1 node(s)" in result.stderr
+    # Ray's connect-time log is kept only when connecting fails: none left behind here.
+    assert set(Path(tempfile.gettempdir()).glob("fashion-infer-ray-*.log")) == before
 
 
 def test_an_unreachable_cluster_fails_fast_with_one_line(isolated_home, folder) -> None:

@@ -165,6 +165,8 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Clust
                     )
         if "error" in box:
             raise _explain(address or "local", box["error"]) from None
+        with contextlib.suppress(OSError):  # connected: the log is kept only when it failed
+            os.remove(log)
     _quiet_ray_data()
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     resources = ray.cluster_resources()
