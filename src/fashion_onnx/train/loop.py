@@ -36,7 +36,10 @@ from fashion_onnx.train.data import FashionData, to_input
 # takes plain ToTensor inputs, as the quickstart's does.
 PIXEL_MEAN = 0.2860
 PIXEL_STD = 0.3530
-EVAL_BATCH = 4096  # eval has no backward pass; big batches are cheapest
+EVAL_BATCH = 4096  # the MLP's: eval has no backward pass; big batches are cheapest
+# The CNN's: channels-last batches of 256 keep its activations in cache, about 3x the
+# images/s of contiguous batches of 1,024 on the CPU (measured on an Intel Xeon, 2 cores).
+CNN_EVAL_BATCH = 256
 OUTLIER_POOL = 20_000  # synthetic outliers made per run (about 5 s); steps draw from them
 
 
@@ -168,11 +171,12 @@ def evaluate(
     """Return (mean loss, accuracy, per-class accuracy) of ``model`` on uint8 images."""
     model.eval()
     device = next(model.parameters()).device
-    # Smaller batches for convolutions: their activations are 25x the MLP's.
-    size = EVAL_BATCH if isinstance(model, NeuralNetwork) else EVAL_BATCH // 4
+    mlp = isinstance(model, NeuralNetwork)
+    size = EVAL_BATCH if mlp else CNN_EVAL_BATCH
+    layout = torch.contiguous_format if mlp else torch.channels_last
     loss_sum, hits = 0.0, torch.zeros(NUM_CLASSES)
     for start in range(0, len(images), size):
-        x = to_input(images[start : start + size]).to(device)
+        x = to_input(images[start : start + size]).to(device, memory_format=layout)
         if normalize:
             x = (x - PIXEL_MEAN) / PIXEL_STD
         y = labels[start : start + size].to(device)
@@ -286,6 +290,7 @@ def train(
 
     result = TrainResult(model=model, config=config, device=str(device), bf16=bf16)
     started, step = time.perf_counter(), 0
+    test_classes: list[float] = []
     for epoch in range(1, epochs + 1):
         model.train()
         if config.augment:
@@ -317,7 +322,7 @@ def train(
             step += 1
             if on_step is not None:
                 on_step(step, total)
-        test_loss, test_acc, _ = evaluate(
+        test_loss, test_acc, test_classes = evaluate(
             model, data.test_images, data.test_labels, normalize=not cnn
         )
         metrics = EpochMetrics(
@@ -332,6 +337,12 @@ def train(
             on_epoch(metrics)
 
     result.seconds = time.perf_counter() - started
+    # Per class, in eval mode: the test set's from the last epoch's evaluation, the same
+    # weights as the saved model's.
+    result.test_class_accuracy = test_classes
+    _, _, result.train_class_accuracy = evaluate(
+        model, train_images, train_labels, normalize=not cnn
+    )
     # The saved model is the plain architecture: same keys, no dropout, contiguous float32
     # tensors on the CPU, whatever device and layout trained it.
     plain = build_model(config.arch)
@@ -339,7 +350,5 @@ def train(
     if not cnn:
         assert isinstance(plain, NeuralNetwork)
         fold_input_normalization(plain, PIXEL_MEAN, PIXEL_STD)
-    result.model = model = plain.eval()
-    _, _, result.train_class_accuracy = evaluate(model, train_images, train_labels)
-    _, _, result.test_class_accuracy = evaluate(model, data.test_images, data.test_labels)
+    result.model = plain.eval()
     return result
