@@ -15,6 +15,7 @@ from bench.common import WORK, median_processes
 from bench.end_to_end import infer_cmd
 
 TARGET = 0.5  # Ray's throughput against the local engine's, at 100,000 images
+MEASURABLE_SHARE = 0.1
 
 
 def run(folders: dict[int, Path], one: Path, repeats: int) -> dict:
@@ -40,23 +41,25 @@ def run(folders: dict[int, Path], one: Path, repeats: int) -> dict:
     rows = []
     for i, n in enumerate(counts):
         local, on_ray = runs[1 + 2 * i], runs[2 + 2 * i]
+        # Past start-up only where that part is a tenth of the run or more: on a few
+        # hundred files it drowns in start-up's own spread (None, and the report says so).
+        beyond = on_ray.seconds - startup
+        after = n / beyond if beyond >= MEASURABLE_SHARE * on_ray.seconds else None
         rows.append(
             {
                 "images": n,
                 "local_images_per_s": n / local.seconds,
                 "ray_images_per_s": n / on_ray.seconds,
-                "ray_after_startup_images_per_s": n / max(on_ray.seconds - startup, 1e-9),
+                "ray_after_startup_images_per_s": after,
                 "ray_peak_rss_mb": on_ray.peak_rss_mb,
+                "ray_vs_local": local.seconds / on_ray.seconds,
+                "ray_after_startup_vs_local": None if after is None else after * local.seconds / n,
             }
         )
-        row = rows[-1]
-        row["ray_vs_local"] = row["ray_images_per_s"] / row["local_images_per_s"]
-        row["ray_after_startup_vs_local"] = (
-            row["ray_after_startup_images_per_s"] / row["local_images_per_s"]
-        )
+    last = rows[-1]["ray_after_startup_vs_local"]
     return {
         "ray_startup_seconds": startup,
         "rows": rows,
         "targets": {"ray_after_startup_vs_local at the largest size": f">= {TARGET}"},
-        "met": rows[-1]["ray_after_startup_vs_local"] >= TARGET,
+        "met": last is not None and last >= TARGET,
     }

@@ -144,11 +144,18 @@ def markdown(r: dict) -> str:
     if "ray" in r:
         x = r["ray"]
         for row in x["rows"]:
+            after, ratio = row["ray_after_startup_images_per_s"], row["ray_after_startup_vs_local"]
+            after_cell = (
+                "too few images to tell past"
+                if after is None
+                else f"{after:,.0f} img/s after"
+            ) + f" Ray's start-up ({x['ray_startup_seconds']:.1f} s)"
+            ratio_cell = "" if ratio is None else f"; {ratio:.2f}x after start-up"
             lines.append(
                 f"| 6 | --engine ray (local Ray) on {row['images']:,} PNGs | {row['ray_images_per_s']:,.0f} img/s whole process; "
-                f"{row['ray_after_startup_images_per_s']:,.0f} img/s after Ray's start-up ({x['ray_startup_seconds']:.1f} s) "
+                f"{after_cell} "
                 f"| local engine {row['local_images_per_s']:,.0f} img/s "
-                f"| {row['ray_vs_local']:.2f}x whole; {row['ray_after_startup_vs_local']:.2f}x after start-up "
+                f"| {row['ray_vs_local']:.2f}x whole{ratio_cell} "
                 f"| >= 0.5x at 100,000 | {_yes(x['met']) if row is x['rows'][-1] else 'n/a'} |"
             )
     return "\n".join(lines) + "\n"
@@ -237,6 +244,8 @@ def scaling_notes(r: dict) -> str:
         return ""
     x, cores = r["ray"], r["machine"]["cpus_usable"]
     big = x["rows"][-1]
+    if big["ray_after_startup_images_per_s"] is None:  # a quick run: nothing to scale
+        return ""
     per_core = big["ray_after_startup_images_per_s"] / cores
     local_core = r["end_to_end"]["steady_images_per_s"]["ours"] / cores
     hundred_m = 100e6 / (10 * 32 * per_core)
