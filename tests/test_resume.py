@@ -4,6 +4,7 @@ byte, the one an uninterrupted run writes."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -212,6 +213,30 @@ def test_a_torn_last_record_is_dropped_on_resume(work: Path) -> None:
     finished = infer(work, *args, "--resume")
     assert finished.returncode == 1, finished.stderr
     assert (work / out).read_text() == reference(work, "imgs", "--format", "jsonl")
+
+
+def test_check_refuses_as_open_does_and_writes_nothing(work: Path) -> None:
+    """What --engine ray asks before it connects: open's refusals, with the journal left
+    as it is (a torn tail too: only open cuts it off)."""
+    from fashion_onnx.infer.journal import Journal, JournalRefused
+
+    out = work / "checked.csv"
+    args = ("imgs", "-o", out.name, "--workers", "1")
+    assert interrupt(work, signal.SIGINT, *args).returncode == 130
+    journal = work / f"{out.name}.partial" / "journal"
+    lines = journal.read_bytes().splitlines(keepends=True)
+    header = json.loads(lines[0].rsplit(b" ", 1)[0])
+    same = {k: v for k, v in header.items() if k != "version"}
+    journal.write_bytes(b"".join(lines) + lines[-1][: len(lines[-1]) // 2])
+    torn = journal.read_bytes()
+    Journal.check(str(out), same, resume=True)  # would resume: no refusal
+    with pytest.raises(JournalRefused, match="--resume to finish it"):
+        Journal.check(str(out), same, resume=False)
+    with pytest.raises(JournalRefused, match="--top-k was 1, now 2"):
+        Journal.check(str(out), {**same, "--top-k": 2}, resume=True)
+    assert journal.read_bytes() == torn
+    Journal.check(str(work / "new.csv"), same, resume=False)  # no journal: nothing to refuse
+    assert not (work / "new.csv.partial").exists()
 
 
 def test_a_damaged_record_and_all_after_it_are_redone(work: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -49,6 +50,14 @@ def run(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProc
     )
 
 
+def unreachable() -> tuple[str, str]:
+    """--ray-address of a port nothing listens on: a refusal that names -o, not the
+    cluster, was decided before connecting."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return "--ray-address", f"127.0.0.1:{s.getsockname()[1]}"
+
+
 def wait_for(predicate, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -80,6 +89,10 @@ def test_the_driver_killed_then_resumed_writes_the_same_csv(images: Path, ray_en
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not (images / "out.csv").exists()
+    journal_before = journal.read_bytes()
+    refused = run(images, ray_env, *args, *unreachable())
+    assert refused.returncode == 2 and "--resume" in refused.stderr, refused.stderr
+    assert journal.read_bytes() == journal_before, "a refusal writes nothing"
     finished = run(images, ray_env, *args, "--resume")
     assert finished.returncode == 1, finished.stderr
     assert (images / "out.csv").read_text() == expected.stdout
@@ -100,9 +113,11 @@ def test_a_parquet_job_killed_then_resumed_has_every_path_once(images: Path, ray
     process.wait()
     before = {p.name: p.stat().st_mtime_ns for p in out.glob("part-*.parquet")}
     assert 0 < len(before) < 3, "3,001 files make 3 parts: the kill came midway"
-    refused = run(images, ray_env, *args)
+    # Refused before connecting to Ray: with an address nothing answers on, the refusal
+    # names the destination, not the cluster.
+    refused = run(images, ray_env, *args, *unreachable())
     assert refused.returncode == 2 and "--resume" in refused.stderr, refused.stderr
-    other = run(images, ray_env, *args[:-1], "mlp", "--resume")
+    other = run(images, ray_env, *args[:-1], "mlp", "--resume", *unreachable())
     assert other.returncode == 2 and "the model differs" in other.stderr, other.stderr
     finished = run(images, ray_env, *args, "--resume")
     assert finished.returncode == 1, finished.stderr
@@ -115,5 +130,5 @@ def test_a_parquet_job_killed_then_resumed_has_every_path_once(images: Path, ray
     assert sorted(paths) == sorted(every)  # each path once, as given
     assert table.column("error").to_pylist().count("") == IMAGES
     assert not any(p.name.startswith(("_", ".")) for p in out.iterdir()), "no marker, no temps"
-    again = run(images, ray_env, *args)
+    again = run(images, ray_env, *args, *unreachable())
     assert again.returncode == 2 and "already holds Parquet files" in again.stderr

@@ -534,6 +534,26 @@ def write_rows(
     return counts
 
 
+def check_output_before_ray(
+    s: Settings, inputs: list[str], model_bytes: bytes, labels: Path | None
+) -> None:
+    """What -o's journal or Parquet destination would refuse, refused before connecting to
+    Ray (seconds, or a cluster's time-out) rather than after it. Nothing is written."""
+    from fashion_onnx.infer import ray_engine, ray_parquet
+    from fashion_onnx.infer.journal import Journal
+
+    if s.output is None:
+        return
+    if s.fmt != "parquet":
+        Journal.check(s.output, run_fingerprint(s, inputs, model_bytes, labels), resume=s.resume)
+    elif any(ray_engine.is_uri(i) for i in inputs):
+        if s.resume:
+            fail("--resume takes local paths on --engine ray, not URIs")
+    else:
+        fingerprint = run_fingerprint(s, inputs, model_bytes, None)
+        ray_parquet.check_destination(s.output, fingerprint, s.resume)
+
+
 def write_parquet(
     s: Settings, inputs: list[str], model: bytes, preparation: Preparation, progress: bool
 ) -> Counts:
@@ -544,8 +564,6 @@ def write_parquet(
 
     assert s.output is not None
     if any(ray_engine.is_uri(i) for i in inputs):
-        if s.resume:
-            fail("--resume takes local paths on --engine ray, not URIs")
         classified, failures = ray_engine.write_parquet_on_ray(
             inputs, s.output, model=model, device=s.device, preparation=preparation
         )
@@ -621,6 +639,7 @@ def run(inputs: list[str], s: Settings, *, labels: Path | None, progress: bool) 
         if on_ray:
             from fashion_onnx.infer import ray_engine
 
+            check_output_before_ray(s, inputs, classifier.model_bytes, labels)
             cluster = ray_engine.connect(s.ray_address, num_cpus=s.workers)
             stack.callback(ray_engine.disconnect, cluster)
             where = f"{cluster.describe()}, {ray_engine.actor_device(s.device).upper()} actors"

@@ -188,6 +188,21 @@ class Journal:
         except OSError as exc:
             raise JournalWriteError(f"{folder}: {exc.strerror or exc}") from None
 
+    @classmethod
+    def check(cls, output: str, fingerprint: dict[str, object], *, resume: bool) -> None:
+        """Refuse now what ``open`` would refuse, writing nothing: a run on a cluster says
+        so before it waits for the connection.
+
+        Raises:
+            JournalRefused, JournalWriteError: as ``open``.
+        """
+        folder = partial_path(output)
+        try:
+            if os.path.lexists(folder):
+                cls._read(folder, fingerprint, resume, repair=False)
+        except OSError as exc:
+            raise JournalWriteError(f"{folder}: {exc.strerror or exc}") from None
+
     @staticmethod
     def _create(folder: str, fingerprint: dict[str, object]) -> None:
         os.makedirs(folder, exist_ok=True)
@@ -203,9 +218,11 @@ class Journal:
         _fsync_folder(os.path.dirname(os.path.abspath(folder)))
 
     @staticmethod
-    def _read(folder: str, fingerprint: dict[str, object], resume: bool) -> list[Record] | None:
-        """The good records of the journal in ``folder`` (its torn tail cut off), or None
-        when it never got its header."""
+    def _read(
+        folder: str, fingerprint: dict[str, object], resume: bool, *, repair: bool = True
+    ) -> list[Record] | None:
+        """The good records of the journal in ``folder`` (with ``repair``, its torn tail
+        cut off the file), or None when it never got its header."""
         journal = os.path.join(folder, JOURNAL)
         if not os.path.isdir(folder) or not os.path.isfile(journal):
             raise JournalRefused(
@@ -248,8 +265,9 @@ class Journal:
                 f"--resume: {folder} is of another run: {changed}; run the command that "
                 f"started it, or delete {folder} to start over"
             )
-        with open(journal, "r+b") as handle:
-            handle.truncate(good)
+        if repair:
+            with open(journal, "r+b") as handle:
+                handle.truncate(good)
         return records
 
     # -- writing ---------------------------------------------------------------------

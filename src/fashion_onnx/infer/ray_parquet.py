@@ -153,14 +153,14 @@ class Destination:
         return classified, failed
 
 
-def open_destination(where: str, fingerprint: dict[str, object], resume: bool) -> Destination:
-    """The destination, checked: a new one, or with ``resume`` the one an unfinished run
-    of the same command left; its marker is (re)written.
+def check_destination(where: str, fingerprint: dict[str, object], resume: bool) -> Destination:
+    """The destination, checked and left as it is: a new one, or with ``resume`` the one an
+    unfinished run of the same command left. A job checks it before it connects to Ray.
 
     Raises:
         JournalRefused: an unfinished run is there and ``resume`` is not set, or it is of
             another command; or Parquet files of a finished run are in the way.
-        JournalWriteError: the marker cannot be written.
+        JournalWriteError: the destination cannot be read.
     """
     destination = Destination(where)
     try:
@@ -179,11 +179,26 @@ def open_destination(where: str, fingerprint: dict[str, object], resume: bool) -
                     f"{changed or 'another version of fashion-infer'}; run the command that "
                     f"started it, or delete {where} to start over"
                 )
-            destination.remove_temporaries()
         elif any(name.endswith(".parquet") for name in destination.names()):
             raise JournalRefused(
                 f"{where} already holds Parquet files: delete them or choose another -o"
             )
+    except OSError as exc:
+        raise JournalWriteError(f"{where}: {exc.strerror or exc}") from None
+    return destination
+
+
+def open_destination(where: str, fingerprint: dict[str, object], resume: bool) -> Destination:
+    """The destination, checked (``check_destination``), cleared of the parts a killed run
+    was writing, and its marker (re)written.
+
+    Raises:
+        JournalRefused: see ``check_destination``.
+        JournalWriteError: the destination cannot be read, or the marker written.
+    """
+    destination = check_destination(where, fingerprint, resume)
+    try:
+        destination.remove_temporaries()
         destination.write_marker(fingerprint)
     except OSError as exc:
         raise JournalWriteError(f"{where}: {exc.strerror or exc}") from None
