@@ -5,6 +5,7 @@
 PYTHON ?= python3
 BASE_VENV := .venv-base
 LIGHT_VENV := .venv-light
+LIGHT_PASSED := .venv-light/passed.txt
 VENV := .venv
 DATA_DEB := /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
 SOURCES := pyproject.toml $(shell find src -name '*.py' -o -name '*.onnx')
@@ -76,18 +77,22 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests bench scripts
 	$(VENV)/bin/mypy
 
+# Every test once, each in the leanest environment that runs it: the torch-free tests in
+# the environment without torch first (test-light), then the full environment runs the
+# rest (what needs torch, Ray or the browser; the slow tests; test_resume.py).
 test: $(VENV)/.installed data browser js lint
-	$(VENV)/bin/python -m pytest
 	$(MAKE) test-light
+	$(VENV)/bin/python -m pytest --skip-passed $(LIGHT_PASSED)
 
 # Everything but the tests marked slow (benchmark smoke run, browser).
 test-fast: $(VENV)/.installed data js
 	$(VENV)/bin/python -m pytest -m "not slow"
 
 # The torch-free tests in an environment without torch: the base install plus the test
-# tools and the server. Tests that need torch skip themselves there, and pytest says which.
-# The slow ones (browser, Ray clusters, the bench smoke run) already ran in the full
-# environment, so this one goes without Ray (700 MB, minutes of CI time to install twice).
+# tools and the server. Tests that need torch skip themselves there, and pytest says which;
+# the ids of those that pass go to $(LIGHT_PASSED), which `make test` does not run again.
+# The slow ones (browser, Ray clusters, the bench smoke run) run in the full environment,
+# so this one goes without Ray (700 MB, minutes of CI time to install twice).
 # test_resume.py too (a minute of real signals sent to real runs; the journal is the same
 # code whatever the runtime) runs there only: CI stays under 20 minutes.
 $(LIGHT_VENV)/.installed: pyproject.toml
@@ -99,7 +104,8 @@ $(LIGHT_VENV)/.installed: pyproject.toml
 test-light: $(LIGHT_VENV)/.installed data browser js
 	@$(LIGHT_VENV)/bin/python -c "import importlib.util as u, sys; sys.exit(u.find_spec('torch') is not None)" \
 		|| { echo "torch is installed in $(LIGHT_VENV); it must not be"; exit 1; }
-	$(LIGHT_VENV)/bin/python -m pytest -m "not slow" --ignore=tests/test_resume.py
+	$(LIGHT_VENV)/bin/python -m pytest -m "not slow" --ignore=tests/test_resume.py \
+		--record-passed $(LIGHT_PASSED)
 
 # Rebuild the embedded model from scratch: train with the default recipe (seed 0),
 # then export and verify it into the package.

@@ -7,11 +7,63 @@ the base install; fixtures that need torch skip the tests that use them when it 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from fashion_onnx.errors import DataNotFoundError
 from fashion_onnx.fashion_mnist import load_split
+
+# -- every test once: `make test` runs the torch-free environment first, then the full one
+# on what did not pass there (what needs torch, Ray or a browser, and the slow tests).
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("fashion-onnx")
+    group.addoption(
+        "--record-passed", metavar="FILE", help="write the ids of the tests that pass to FILE"
+    )
+    group.addoption(
+        "--skip-passed",
+        metavar="FILE",
+        help="deselect the tests FILE lists (passed in another environment, --record-passed)",
+    )
+
+
+class PassedRecorder:
+    """Collects the ids of the tests that passed (a failure in any phase keeps one out)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.passed: list[str] = []
+        self.failed: set[str] = set()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.failed:
+            self.failed.add(report.nodeid)
+        elif report.when == "call" and report.passed:
+            self.passed.append(report.nodeid)
+
+    def pytest_sessionfinish(self) -> None:
+        self.path.write_text("".join(f"{i}\n" for i in self.passed if i not in self.failed))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    record = config.getoption("--record-passed")
+    if record:
+        config.pluginmanager.register(PassedRecorder(Path(record)), "record-passed")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    skip = config.getoption("--skip-passed")
+    if not skip:
+        return
+    passed = set(Path(skip).read_text().splitlines())
+    deselected = [item for item in items if item.nodeid in passed]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if item.nodeid not in passed]
 
 
 @pytest.fixture(scope="session")

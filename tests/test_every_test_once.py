@@ -1,0 +1,56 @@
+"""`make test` runs each test once: the ids that pass in the torch-free environment
+(--record-passed) are deselected in the full one (--skip-passed, tests/conftest.py)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET = "tests/test_eval_measures.py"  # six quick tests
+
+
+def pytest_run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", TARGET, "-q", "-p", "no:cacheprovider", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_what_passed_in_one_run_is_deselected_in_the_next(tmp_path: Path) -> None:
+    record = tmp_path / "passed.txt"
+    first = pytest_run("-k", "ece", "--record-passed", str(record))
+    assert first.returncode == 0, first.stdout
+    assert record.read_text().splitlines() == [
+        f"{TARGET}::test_ece_agrees_with_a_hand_computed_case",
+        f"{TARGET}::test_ece_is_zero_when_confidence_is_accuracy_and_uses_15_bins_by_default",
+    ]
+    second = pytest_run("--skip-passed", str(record))
+    assert second.returncode == 0, second.stdout
+    assert "4 passed, 2 deselected" in second.stdout
+
+
+def test_a_failure_is_not_recorded_as_passed(tmp_path: Path) -> None:
+    test = tmp_path / "test_fails.py"
+    test.write_text("def test_fails():\n    assert False\n\ndef test_passes():\n    pass\n")
+    record = tmp_path / "passed.txt"
+    subprocess.run(  # a file outside tests/: the options come from conftest as a plugin
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(test),
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "tests.conftest",
+            "--record-passed",
+            str(record),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert [i.rsplit("::", 1)[1] for i in record.read_text().splitlines()] == ["test_passes"]
