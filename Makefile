@@ -29,10 +29,12 @@ demo: $(BASE_VENV)/.installed
 	@$(BASE_VENV)/bin/python -c "import importlib.util as u; print('torch installed:', u.find_spec('torch') is not None)"
 	$(BASE_VENV)/bin/fashion-infer samples/ --labels samples/labels.csv
 
+# --no-compile: pip would byte-compile all 20,000-odd modules of torch, Ray and the rest
+# (81 s of CPU, measured here); Python compiles the few the tests import, once.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[train,dev,ray,serve,$(RUNTIME)]'
+	$(VENV)/bin/pip install --quiet --no-compile -e '.[train,dev,ray,serve,$(RUNTIME)]'
 	$(call ONE_RUNTIME,$(VENV))
 	touch $@
 
@@ -98,7 +100,7 @@ test-fast: $(VENV)/.installed data js
 $(LIGHT_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(LIGHT_VENV)
 	$(LIGHT_VENV)/bin/pip install --quiet --upgrade pip
-	$(LIGHT_VENV)/bin/pip install --quiet -e '.[test,serve,$(RUNTIME)]'
+	$(LIGHT_VENV)/bin/pip install --quiet --no-compile -e '.[test,serve,$(RUNTIME)]'
 	$(call ONE_RUNTIME,$(LIGHT_VENV))
 	touch $@
 test-light: $(LIGHT_VENV)/.installed data browser js
