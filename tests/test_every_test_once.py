@@ -20,13 +20,13 @@ def pytest_run(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_what_passed_in_one_run_is_deselected_in_the_next(tmp_path: Path) -> None:
     record = tmp_path / "passed.txt"
-    first = pytest_run("-k", "ece", "--record-passed", str(record))
+    first = pytest_run("-k", "ece", f"--record-passed={record}")
     assert first.returncode == 0, first.stdout
     assert record.read_text().splitlines() == [
         f"{TARGET}::test_ece_agrees_with_a_hand_computed_case",
         f"{TARGET}::test_ece_is_zero_when_confidence_is_accuracy_and_uses_15_bins_by_default",
     ]
-    second = pytest_run("--skip-passed", str(record))
+    second = pytest_run(f"--skip-passed={record}")
     assert second.returncode == 0, second.stdout
     assert "4 passed, 2 deselected" in second.stdout
 
@@ -54,3 +54,27 @@ def test_a_failure_is_not_recorded_as_passed(tmp_path: Path) -> None:
         text=True,
     )
     assert [i.rsplit("::", 1)[1] for i in record.read_text().splitlines()] == ["test_passes"]
+
+
+def test_the_options_work_as_make_test_passes_them(tmp_path: Path) -> None:
+    """No paths given (testpaths), the option as --name=FILE: a FILE after a space would be
+    taken for a path to test before conftest.py has named the option."""
+    record = tmp_path / "passed.txt"
+    record.write_text(f"{TARGET}::test_ece_agrees_with_a_hand_computed_case\n")
+    listed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--co",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--skip-passed={record}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert "1 deselected" in listed.stdout
