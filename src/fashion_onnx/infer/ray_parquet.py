@@ -189,8 +189,8 @@ def check_destination(where: str, fingerprint: dict[str, object], resume: bool) 
 
 
 def open_destination(where: str, fingerprint: dict[str, object], resume: bool) -> Destination:
-    """The destination, checked (``check_destination``), cleared of the parts a killed run
-    was writing, and its marker (re)written.
+    """The destination, checked (``check_destination``), cleared (when resumed) of the
+    parts a killed run was writing, and its marker (re)written.
 
     Raises:
         JournalRefused: see ``check_destination``.
@@ -198,7 +198,8 @@ def open_destination(where: str, fingerprint: dict[str, object], resume: bool) -
     """
     destination = check_destination(where, fingerprint, resume)
     try:
-        destination.remove_temporaries()
+        if resume:
+            destination.remove_temporaries()
         destination.write_marker(fingerprint)
     except OSError as exc:
         raise JournalWriteError(f"{where}: {exc.strerror or exc}") from None
