@@ -159,9 +159,7 @@ def test_the_cli_on_ray_reports_bad_files_like_the_local_engine(cluster, folder)
     assert "(3 node(s), 2 CPU(s), 0 GPU(s)), CPU actors" in result.stderr
 
 
-def test_both_engines_write_the_paths_as_given_line_for_line(
-    cluster, folder, monkeypatch
-) -> None:
+def test_both_engines_write_the_paths_as_given_line_for_line(cluster, folder, monkeypatch) -> None:
     """A folder given as a relative path: the rows name its files relative too, through
     Ray as locally, so the two outputs are equal line for line (stderr names the bad files
     the same way)."""
@@ -337,6 +335,30 @@ def test_an_unreachable_cluster_fails_fast_with_one_line(isolated_home, folder) 
         f"error: cannot reach the Ray cluster at 127.0.0.1:{port}"
     )
     assert len(result.stderr.strip().splitlines()) == 1 and seconds < 60
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_resume_on_uris_is_refused_before_connecting(isolated_home, tmp_path, fmt) -> None:
+    port = free_port()  # nothing listens there: the refusal comes first
+    out = tmp_path / ("out" if fmt == "parquet" else "out.csv")
+    result, _ = run_cli(
+        [
+            "s3://shots/in/",
+            "--engine",
+            "ray",
+            "--format",
+            fmt,
+            "-o",
+            str(out),
+            "--resume",
+            "--ray-address",
+            f"127.0.0.1:{port}",
+        ],
+        isolated_home,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: --resume takes local paths on --engine ray, not URIs"
+    assert not out.exists() and not Path(f"{out}.partial").exists()
 
 
 @pytest.fixture

@@ -544,12 +544,12 @@ def check_output_before_ray(
 
     if s.output is None:
         return
+    uris = any(ray_engine.is_uri(i) for i in inputs)
+    if uris and s.resume:  # every format: Ray lists URIs, so no part can be skipped
+        fail("--resume takes local paths on --engine ray, not URIs")
     if s.fmt != "parquet":
         Journal.check(s.output, run_fingerprint(s, inputs, model_bytes, labels), resume=s.resume)
-    elif any(ray_engine.is_uri(i) for i in inputs):
-        if s.resume:
-            fail("--resume takes local paths on --engine ray, not URIs")
-    else:
+    elif not uris:
         fingerprint = run_fingerprint(s, inputs, model_bytes, None)
         ray_parquet.check_destination(s.output, fingerprint, s.resume)
 
