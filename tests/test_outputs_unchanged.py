@@ -1,5 +1,8 @@
-"""fashion-infer's outputs stay byte for byte what the version before the chunk engine (#20)
-wrote for the same inputs, in every format, with one worker and with the default.
+"""fashion-infer's outputs stay what the version before the chunk engine (#20) wrote for
+the same inputs, in every format, with one worker and with the default: byte for byte on
+the CPU that wrote them; on another CPU, exact in structure and labels, with numbers
+allowed to differ by the rounding of their last printed digit (tests/golden_text.py: an
+AMD EPYC prints 0.800812 where the Intel Xeon that wrote the files printed 0.800813).
 
 The expected files in tests/golden/ were written by that version (commit 9881237) with
 ``PYTHONPATH=. python tests/test_outputs_unchanged.py``, and rewritten twice since, on
@@ -21,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+
+from tests.golden_text import differences
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 RUNS = {  # golden file -> the options after the inputs
@@ -77,11 +82,12 @@ def run(root: Path, args: list[str], options: list[str], workers: int | None) ->
 
 @pytest.mark.parametrize("golden", sorted(RUNS))
 @pytest.mark.parametrize("workers", [1, None], ids=["one-worker", "default-workers"])
-def test_outputs_are_byte_identical_to_the_previous_version(
+def test_outputs_are_those_of_the_previous_version(
     golden: str, workers: int | None, test_set, tmp_path: Path
 ) -> None:
     args = make_inputs(tmp_path, *test_set)
-    assert run(tmp_path, args, RUNS[golden], workers) == (GOLDEN / golden).read_text()
+    output = run(tmp_path, args, RUNS[golden], workers)
+    assert differences(output, (GOLDEN / golden).read_text()) == []
 
 
 if __name__ == "__main__":  # writes the golden files with the installed version
