@@ -1,65 +1,23 @@
-"""Real test images turned into product photos, as shops take them (issue #18's set).
-
-Each garment is inverted to dark-on-white and enlarged, then either fills the picture
-("full frame") or sits off-centre on a white canvas filling 35-90% of the longer side
-("with margins"), saved as JPEG, WebP or PNG. A fixed seed makes the same set every time.
+"""Both embedded models on real test garments as photos (``fashion_onnx.photosets``): full
+frame, with margins, as taken, and stored turned with an EXIF orientation, each set
+beside the same garments' 28x28 originals.
 """
 
 from __future__ import annotations
 
-import io
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from bench.common import WORK
-
-FORMATS = ("JPEG", "WEBP", "PNG")
-SUFFIX = {"JPEG": ".jpg", "WEBP": ".webp", "PNG": ".png"}
-
-
-@dataclass(frozen=True)
-class Photo:
-    data: bytes  # the encoded file
-    suffix: str  # .jpg, .webp or .png
-
-
-def _encode(image: Image.Image, fmt: str) -> Photo:
-    buffer = io.BytesIO()
-    options = {"JPEG": {"quality": 90}, "WEBP": {"quality": 90}, "PNG": {}}[fmt]
-    image.save(buffer, format=fmt, **options)
-    return Photo(buffer.getvalue(), SUFFIX[fmt])
-
-
-def _garment(pixels: np.ndarray, side: int) -> Image.Image:
-    """A 28x28 test image, dark garment on white, enlarged to side x side (bicubic)."""
-    dark_on_white = Image.fromarray(255 - pixels, mode="L")
-    return dark_on_white.resize((side, side), Image.Resampling.BICUBIC)
-
-
-def full_frame(pixels: np.ndarray, rng: np.random.Generator) -> Photo:
-    """The garment fills the picture: 28x28 -> 112..448 px square, in RGB."""
-    side = int(rng.integers(112, 449))
-    fmt = FORMATS[int(rng.integers(len(FORMATS)))]
-    return _encode(_garment(pixels, side).convert("RGB"), fmt)
-
-
-def with_margins(pixels: np.ndarray, rng: np.random.Generator) -> Photo:
-    """The garment off-centre on a white canvas (portrait, square or landscape), its
-    side 35-90% of the canvas's longer side, in RGB."""
-    width, height = [(300, 400), (400, 400), (400, 300), (240, 320), (640, 480)][
-        int(rng.integers(5))
-    ]
-    longer = max(width, height)
-    side = min(int(longer * rng.uniform(0.35, 0.90)), width, height)
-    canvas = Image.new("L", (width, height), 255)
-    left = int(rng.integers(0, width - side + 1))
-    top = int(rng.integers(0, height - side + 1))
-    canvas.paste(_garment(pixels, side), (left, top))
-    fmt = FORMATS[int(rng.integers(len(FORMATS)))]
-    return _encode(canvas.convert("RGB"), fmt)
+from fashion_onnx.photosets import (
+    ORIENTATIONS,
+    Photo,
+    Shot,
+    full_frame,
+    shot_as_taken,
+    with_margins,
+)
 
 
 def photo_set(
@@ -74,9 +32,20 @@ def photo_set(
     return chosen, full, margins
 
 
+def taken_set(images: np.ndarray, count: int, seed: int) -> tuple[np.ndarray, list[Shot]]:
+    """(the indices of ``count`` test images, their shots as taken), the same for the same
+    seed."""
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(len(images), size=count, replace=False))
+    return chosen, [shot_as_taken(images[i], rng) for i in chosen]
+
+
 def _write(photos: list[Photo], name: str) -> list[Path]:
     """The photos as files in WORK/name (rewritten each run: the set is small)."""
     folder = WORK / name
+    if folder.exists():
+        for old in folder.iterdir():
+            old.unlink()
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for i, photo in enumerate(photos):
@@ -101,25 +70,64 @@ def _accuracy(model: str, fit: str, paths: list[Path], labels: np.ndarray) -> fl
 
 
 def run(images: np.ndarray, labels: np.ndarray, quick: bool) -> dict:
-    """Both embedded models on the same garments: the 28x28 originals, full-frame photos
-    and photos with margins, each photo set with --fit trim and --fit full."""
+    """Both embedded models on the same garments as their 28x28 originals: full-frame
+    photos and photos with margins (seed 18, each with --fit trim and --fit full), photos
+    as taken (seed 30, and seed 31 as a check nobody tuned on), and photos as taken stored
+    upright and stored turned with an EXIF orientation (seed 32)."""
     from fashion_onnx.infer import Classifier
 
     count = 60 if quick else 2000  # 2,000: a paired difference's noise is ~0.3 points
-    chosen, full, margins = photo_set(images, count)
-    truth = labels[chosen]
+    turned_count = 30 if quick else 600
     prefix = "quick-" if quick else ""
-    sets = {
-        "full_frame": _write(full, f"{prefix}photos-full"),
-        "margins": _write(margins, f"{prefix}photos-margins"),
+    chosen, full, margins = photo_set(images, count)
+    taken = {seed: taken_set(images, count, seed) for seed in (30, 31)}
+    turned_chosen, turned_shots = taken_set(images, turned_count, 32)
+    orientations = [ORIENTATIONS[i % len(ORIENTATIONS)] for i in range(turned_count)]
+    sets = {  # name -> (the garments' indices, their files)
+        "full_frame": (chosen, _write(full, f"{prefix}photos-full")),
+        "margins": (chosen, _write(margins, f"{prefix}photos-margins")),
+        **{
+            f"taken_{seed}": (
+                idx,
+                _write([s.save() for s in shots], f"{prefix}photos-taken-{seed}"),
+            )
+            for seed, (idx, shots) in taken.items()
+        },
+        "upright": (turned_chosen, _write([s.save() for s in turned_shots], f"{prefix}photos-up")),
+        "turned": (
+            turned_chosen,
+            _write(
+                [s.save(o) for s, o in zip(turned_shots, orientations, strict=True)],
+                f"{prefix}photos-turned",
+            ),
+        ),
     }
-    rows = {}
+    rows: dict[str, dict[str, float]] = {}
     for model in ("mlp", "cnn"):
-        original = Classifier(model, device="cpu").predict(images[chosen]).labels
-        row = {"original_28x28": float((original == truth).mean())}
-        for name, paths in sets.items():
-            for fit in ("trim", "full"):
-                row[f"{name}_{fit}"] = _accuracy(model, fit, paths, truth)
+        row = {}
+        originals = Classifier(model, device="cpu")
+        for name, (idx, paths) in sets.items():
+            truth = labels[idx]
+            row[f"{name}_original_28x28"] = float(
+                (originals.predict(images[idx]).labels == truth).mean()
+            )
+            row[f"{name}_trim"] = _accuracy(model, "trim", paths, truth)
+            if name in ("full_frame", "margins"):
+                row[f"{name}_full"] = _accuracy(model, "full", paths, truth)
         rows[model] = row
-    formats = {s: sum(p.suffix == s for p in sets["margins"]) for s in SUFFIX.values()}
-    return {"images": count, "seed": 18, "formats_with_margins": formats, "accuracy": rows}
+    formats = {
+        name: {s: sum(p.suffix == s for p in paths) for s in (".jpg", ".webp", ".png")}
+        for name, (_, paths) in sets.items()
+    }
+    return {
+        "images": count,
+        "turned_images": turned_count,
+        "seeds": {"full_frame": 18, "margins": 18, "taken": [30, 31], "turned": 32},
+        "formats": formats,
+        "accuracy": rows,
+        "targets": {
+            "taken_vs_original_points": ">= -3",
+            "turned_vs_upright_points": ">= -2",
+            "margins_vs_original_points": ">= -2",
+        },
+    }

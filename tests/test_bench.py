@@ -31,10 +31,11 @@ def test_bench_quick_runs_every_section(tmp_path: Path) -> None:
     assert (ROOT / "README.md").read_text() == readme_before, "a quick run leaves the README alone"
 
 
-def test_a_partial_run_replaces_its_sections_only_on_the_same_machine(tmp_path: Path) -> None:
+def test_a_partial_run_replaces_its_sections_and_names_their_machine(tmp_path: Path) -> None:
     from bench.__main__ import merged_into_earlier
+    from bench.report import _elsewhere, machine_of
 
-    machine = {"cpu": "Some CPU", "cpus_usable": 2}
+    machine = {"cpu": "Some CPU", "cpus_usable": 2, "python": "3.11", "versions": {}}
     earlier = tmp_path / "results.json"
     earlier.write_text(
         json.dumps(
@@ -56,7 +57,11 @@ def test_a_partial_run_replaces_its_sections_only_on_the_same_machine(tmp_path: 
     merged = merged_into_earlier(partial, earlier)
     assert merged["training"] == {"t": 1} and merged["ray"] == {"r": 2}
     assert merged["measured"] == {"training": "2026-01-01", "ray": "2026-02-02"}
-    elsewhere = {**partial, "machine": {"cpu": "Other CPU", "cpus_usable": 2}}
-    with pytest.raises(SystemExit, match="Some CPU .* Other CPU"):
-        merged_into_earlier(elsewhere, earlier)
+    other = {"cpu": "Other CPU", "cpus_usable": 2, "python": "3.11", "versions": {}}
+    elsewhere = merged_into_earlier({**partial, "machine": other}, earlier)
+    assert elsewhere["machine"] == machine  # the full run's
+    assert machine_of(elsewhere, "ray") == other and machine_of(elsewhere, "training") == machine
+    note = _elsewhere(elsewhere, ("training", "ray"))
+    assert note == " Sections measured on another machine: ray: Other CPU, 2 CPUs, on 2026-02-02."
+    assert _elsewhere(merged, ("training", "ray")) == ""
     assert merged_into_earlier(partial, tmp_path / "absent.json") == partial

@@ -85,8 +85,10 @@ def test_inverted_and_resized_images_score_like_the_originals(classifier, test_s
     original = (classifier.predict(images).labels == labels).mean()
     photos = (classifier.predict(paths).labels == labels).mean()
     assert abs(photos - original) <= 0.02, (original, photos)
+    # a photo's garment is what differs from its background, light or dark: --invert
+    # (which the 28x28 pictures follow) changes nothing there
     never = Classifier(device="cpu", invert="never").predict(paths[:100]).labels
-    assert (never == labels[:100]).mean() < 0.5, "without inversion the photos look alien"
+    np.testing.assert_array_equal(never, classifier.predict(paths[:100]).labels)
 
 
 def test_a_bad_file_in_the_api_names_itself(classifier, tmp_path) -> None:

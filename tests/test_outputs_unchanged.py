@@ -5,13 +5,14 @@ allowed to differ by the rounding of their last printed digit (tests/golden_text
 AMD EPYC prints 0.800812 where the Intel Xeon that wrote the files printed 0.800813).
 
 The expected files in tests/golden/ were written by that version (commit 9881237) with
-``PYTHONPATH=. python tests/test_outputs_unchanged.py``, and rewritten twice since, on
-purpose (#24): when the embedded models were re-exported with calibrated_probabilities
+``PYTHONPATH=. python tests/test_outputs_unchanged.py``, and rewritten since, on
+purpose: when the embedded models were re-exported with calibrated_probabilities
 (the confidences became the calibrated ones, every top-1 unchanged; the code change alone
 kept the old files' outputs byte for byte), and when both models were retrained with
-outlier exposure and a held-out slice (new weights, new rows). The inputs are made here
-from the real test set, bad files mixed in, and named on the command line so that their
-order is fixed.
+outlier exposure and a held-out slice (new weights, new rows); and the rows of the six
+JPEG photos with margins, when #30 replaced the photo preparation (every other row kept).
+The inputs are made here from the real test set, bad files mixed in, and named on the
+command line so that their order is fixed.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ RUNS = {  # golden file -> the options after the inputs
 def make_inputs(root: Path, images: np.ndarray, labels: np.ndarray) -> list[str]:
     """300 real test images (PNG, a few JPEG photos with margins), 4 bad files among them,
     under root/in/; returns the arguments naming them, relative to root, in a fixed order."""
-    from bench.photos import with_margins
+    from fashion_onnx.photosets import with_margins
 
     names = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat")
     names += ("Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")

@@ -10,14 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bench.photos import full_frame, with_margins
 from PIL import Image
 
 from fashion_onnx.errors import InvalidArgumentError
 from fashion_onnx.infer import Classifier
 from fashion_onnx.infer.decode import decode_chunk
 from fashion_onnx.infer.images import load_image
-from fashion_onnx.infer.prepare import Preparation, garment_box, prepare
+from fashion_onnx.infer.photo import WORK_SIDE, bounds, garment, working_copy
+from fashion_onnx.infer.prepare import Preparation, prepare
+from fashion_onnx.photosets import full_frame, with_margins
 
 TRIM = Preparation(fit="trim")
 FULL = Preparation(fit="full")
@@ -131,19 +132,19 @@ def test_fit_full_decodes_jpegs_as_before(photos) -> None:
 
 
 @pytest.mark.parametrize("value", [0, 255])
-def test_a_blank_picture_is_classified_whole_without_error(value, tmp_path: Path) -> None:
+def test_a_blank_picture_becomes_black_without_error(value, tmp_path: Path) -> None:
     path = tmp_path / f"blank{value}.jpg"
     Image.new("RGB", (300, 200), (value,) * 3).save(path)
-    blank = np.full((200, 300), value, np.uint8)
-    assert garment_box(255 - blank if value else blank) is None
-    np.testing.assert_array_equal(load_image(path, TRIM), load_image(path, FULL))
+    assert garment(working_copy(np.full((200, 300, 3), value, np.uint8))) is None
     np.testing.assert_array_equal(load_image(path, TRIM), np.zeros((28, 28), np.uint8))
+    np.testing.assert_array_equal(load_image(path, FULL), np.zeros((28, 28), np.uint8))
     predictions = Classifier(device="cpu").predict([path])
     assert len(predictions) == 1 and np.isclose(predictions.probabilities.sum(), 1)
 
 
 def test_a_photo_on_a_dark_background(test_set) -> None:
-    """Light garment on black, with margins: nothing is inverted, the garment is cut out."""
+    """Light garment on black, with margins: the garment is what differs from the
+    background, so it comes out light, cut out."""
     original = test_set[0][3]
     canvas = np.zeros((300, 400), np.uint8)
     canvas[60:270, 150:360] = np.asarray(Image.fromarray(original).resize((210, 210)))
@@ -154,12 +155,20 @@ def test_a_photo_on_a_dark_background(test_set) -> None:
     assert classifier.predict(prepared).labels[0] == classifier.predict(original).labels[0]
 
 
-def test_garment_box_ignores_jpeg_noise_and_faint_shadows() -> None:
+def test_the_trim_ignores_sensor_noise_and_faint_shadows() -> None:
     rng = np.random.default_rng(0)
-    picture = np.clip(rng.normal(3, 4, (200, 300)), 0, 255).astype(np.uint8)  # noisy black
-    picture[150:170, 20:280] = 25  # a faint shadow under the garment
-    picture[40:150, 100:180] = 200  # the garment
-    assert garment_box(picture) == (slice(40, 150), slice(100, 180))
+    picture = np.clip(rng.normal(228, 3, (200, 300, 3)), 0, 255)  # noisy light grey
+    picture[150:170, 20:280] -= 12  # a faint shadow under the garment
+    picture[40:150, 100:180] = (40, 60, 160)  # the garment
+    found = garment(working_copy(picture.astype(np.uint8)))
+    assert found is not None
+    levels, mask = found
+    # the garment's rows 40-149 and columns 100-179 (in the working copy: divided by its
+    # factor), and the one pixel around them that the trim's 3x3 average reaches; not the
+    # shadow's rows 150-169
+    f = max(1, 300 // WORK_SIDE)
+    assert bounds(mask) == (40 // f - 1, 150 // f + 1, 100 // f - 1, 180 // f + 1)
+    assert levels[: 36 // f].max() == 0 and levels[160 // f :].max() < 0.2  # black
 
 
 def test_the_api_and_the_cli_take_the_fit(photos, tmp_path: Path) -> None:

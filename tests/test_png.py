@@ -1,6 +1,6 @@
 """The native PNG path (libspng through pyspng) is pixel-exact with Pillow, or steps aside.
 
-``png.decode_png`` must give, byte for byte, what Pillow's decode followed by
+``png.decode_png_gray`` must give, byte for byte, what Pillow's decode followed by
 ``images._to_gray_array`` gives, or None (then Pillow decodes the file, with every guard it
 has). Checked on all 10,000 real test PNGs and on every kind of PNG the tests use. Without
 pyspng, ``fashion-infer`` writes the same bytes.
@@ -33,7 +33,7 @@ def pillow_gray(data: bytes) -> np.ndarray:
 
 
 def native(data: bytes) -> np.ndarray | None:
-    return png.decode_png(data, MAX_PIXELS)
+    return png.decode_png_gray(data, MAX_PIXELS)
 
 
 # -- PNGs written by hand: every depth, colour type, interlacing and chunk -----------------
@@ -241,7 +241,7 @@ def test_what_pillow_lets_pass_is_its_pixels_or_left_to_it(kind: str) -> None:
 
 
 def test_more_pixels_than_allowed_are_left_to_pillows_guard() -> None:
-    assert png.decode_png(PLAIN, 28 * 28) is not None
+    assert png.decode_png_gray(PLAIN, 28 * 28) is not None
     assert png.decode_png(PLAIN, 28 * 28 - 1) is None
 
 

@@ -2,8 +2,9 @@
 itself. The one decode step of the local engine's workers, the Ray engine and the server.
 
 Per file: read its bytes; a common PNG is decoded natively (``png``), anything else by
-Pillow (``images``); 28x28 grayscale pixels are taken as they are, any other picture goes
-through ``prepare``. The light-background check of the 28x28 ones runs once per chunk.
+Pillow (``images``, which also turns a picture upright by its EXIF orientation); 28x28
+grayscale pixels are taken as they are, any other picture goes through ``prepare``. The
+light-background check of the 28x28 ones runs once per chunk.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from fashion_onnx.infer.images import (
     MAX_PIXELS,
     Source,
     bomb_checks,
-    draft_size,
     open_image,
+    orientation,
     read_file,
     to_model_image,
 )
-from fashion_onnx.infer.png import decode_png
+from fashion_onnx.infer.png import decode_png, luma
 from fashion_onnx.infer.prepare import Preparation, light_borders, prepare
 
 SHAPE = (IMAGE_SIZE, IMAGE_SIZE)
@@ -56,17 +57,18 @@ class DecodedChunk:
         return ok, failures
 
 
-def _decode_one(source: Source, preparation: Preparation, draft: int) -> tuple[np.ndarray, bool]:
+def _decode_one(source: Source, preparation: Preparation) -> tuple[np.ndarray, bool]:
     """(the image, whether it is a plain 28x28 grayscale one still to check for a light
     background) or ImageError."""
     data = source if isinstance(source, bytes) else read_file(source)
-    gray = decode_png(data, MAX_PIXELS)
-    if gray is not None:
-        if gray.shape == SHAPE:
-            return gray, True
-        return prepare(gray, preparation), False
-    with open_image(data, draft) as image:
-        if image.mode == "L" and image.size == SHAPE and "transparency" not in image.info:
+    pixels = decode_png(data, MAX_PIXELS)
+    if pixels is not None:
+        if pixels.shape[:2] == SHAPE:
+            return (pixels if pixels.ndim == 2 else luma(pixels)), True
+        return prepare(pixels, preparation), False
+    with open_image(data, preparation) as image:
+        plain = image.mode == "L" and image.size == SHAPE and "transparency" not in image.info
+        if plain and orientation(image) == 1:
             return np.frombuffer(image.tobytes(), np.uint8).reshape(SHAPE), True
         return to_model_image(image, preparation), False
 
@@ -81,11 +83,10 @@ def decode_chunk(sources: Sequence[Source], preparation: Preparation) -> Decoded
     plain = np.zeros(len(sources), dtype=bool)  # rows still to check for a light background
     errors: list[str | None] = []
     row = 0
-    draft = draft_size(preparation)
     with bomb_checks():
         for source in sources:
             try:
-                images[row], plain[row] = _decode_one(source, preparation, draft)
+                images[row], plain[row] = _decode_one(source, preparation)
             except ImageError as exc:
                 errors.append(str(exc))
                 continue

@@ -1,0 +1,81 @@
+"""#30's speed target: photos as taken, whole process, against a decode-only loop.
+
+6,000 photos as taken (seed 33; JPEG and PNG, 300-600 pixels a side) in one folder, made
+once. fashion-infer (decode, EXIF, the photo preparation, the model, CSV rows) against
+``bench.decode_only --photos`` (Pillow, JPEGs drafted, a process pool over all cores, no
+model), in alternating rounds. Beside it, what the EXIF check costs a file without the
+tag: the same 2,000 JPEGs decoded and prepared in this process with the check and with
+it patched out, alternating.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import PYTHON, WORK, median_processes
+from bench.cores import infer
+from bench.photos import taken_set
+
+
+def folder(images: np.ndarray, count: int, name: str) -> Path:
+    """WORK/name: ``count`` photos as taken (seed 33), written once."""
+    root = WORK / name
+    if (root / ".complete").exists():
+        return root
+    root.mkdir(parents=True, exist_ok=True)
+    _, shots = taken_set(images, count, 33)
+    for i, shot in enumerate(shots):
+        photo = shot.save()
+        (root / f"{i:05d}{photo.suffix}").write_bytes(photo.data)
+    (root / ".complete").touch()
+    return root
+
+
+def exif_check_cost(paths: list[Path], rounds: int) -> dict:
+    """Seconds per file of decode_chunk on files without an EXIF tag, with the check
+    and without it (images.orientation patched to answer 1), alternating."""
+    from fashion_onnx.infer import decode, images
+    from fashion_onnx.infer.prepare import Preparation
+
+    data = [p.read_bytes() for p in paths]
+    real = images.orientation
+    times: dict[str, list[float]] = {"with_check": [], "without_check": []}
+    for _ in range(rounds):
+        for name, check in (("with_check", real), ("without_check", lambda image: 1)):
+            images.orientation = check
+            decode.orientation = check
+            start = time.perf_counter()
+            decode.decode_chunk(data, Preparation())
+            times[name].append((time.perf_counter() - start) / len(data))
+    images.orientation = real
+    decode.orientation = real
+    median = {k: float(np.median(v)) for k, v in times.items()}
+    return {
+        **{f"{k}_us": 1e6 * v for k, v in median.items()},
+        "ratio": median["with_check"] / median["without_check"],
+    }
+
+
+def run(images: np.ndarray, quick: bool) -> dict:
+    count = 300 if quick else 6000
+    photos = folder(images, count, f"{'quick-' if quick else ''}photos-speed-{count}")
+    out = WORK / "photo-speed.csv"
+    decode_only = [PYTHON, "-m", "bench.decode_only", str(photos), "--photos"]
+    ours, loop = median_processes(
+        [infer([str(photos)], out, "--format", "csv"), decode_only], 1 if quick else 3
+    )
+    jpegs = sorted(photos.glob("*.jpg"))[: 200 if quick else 2000]
+    files = sorted(photos.iterdir())
+    return {
+        "files": count,
+        "jpeg": sum(p.suffix == ".jpg" for p in files),
+        "png": sum(p.suffix == ".png" for p in files),
+        "seconds": {"ours": ours.seconds, "decode_only": loop.seconds},
+        "images_per_s": {"ours": count / ours.seconds, "decode_only": count / loop.seconds},
+        "vs_decode_only": loop.seconds / ours.seconds,
+        "exif_check": exif_check_cost(jpegs, 3 if quick else 7),
+        "targets": {"vs_decode_only": ">= 1.0", "exif_check": "nothing measurable"},
+    }
