@@ -16,7 +16,7 @@ ONE_RUNTIME = $1/bin/python -c "import importlib.metadata as m, sys; \
 	found = [d for d in ('onnxruntime', 'onnxruntime-gpu') if any(True for _ in m.distributions(name=d))]; \
 	print('ONNX Runtime in $1:', found); sys.exit(len(found) != 1)"
 
-.PHONY: demo test test-fast test-light lint data browser wrk js model model-mlp model-cnn model-plots bench web clean
+.PHONY: demo test test-fast test-light lint data browser wrk js model model-mlp model-cnn model-plots photo-models bench web clean
 
 $(BASE_VENV)/.installed: $(SOURCES)
 	$(PYTHON) -m venv $(BASE_VENV)
@@ -116,15 +116,19 @@ test-light: $(LIGHT_VENV)/.installed data browser js
 		--record-passed=$(LIGHT_PASSED)
 
 # Rebuild the embedded model from scratch: train with the default recipe (seed 0),
-# then export and verify it into the package.
+# then export and verify it into the package, with its photo model (NAME_photo.onnx).
 # They replace the committed files on purpose, hence --force.
 model: model-mlp model-cnn
 model-mlp: $(VENV)/.installed data
 	$(VENV)/bin/fashion-train --seed 0 -o models/fashion_mlp.pth --plots models/plots --force
-	$(VENV)/bin/fashion-export models/fashion_mlp.pth -o src/fashion_onnx/assets/fashion_mlp.onnx --force --json > models/fashion_mlp.export.json
+	$(VENV)/bin/fashion-export models/fashion_mlp.pth -o src/fashion_onnx/assets/fashion_mlp.onnx --photo --force --json > models/fashion_mlp.export.json
 model-cnn: $(VENV)/.installed data
 	$(VENV)/bin/fashion-train --arch cnn --seed 0 -o models/fashion_cnn.pth --plots models/plots-cnn --force
-	$(VENV)/bin/fashion-export models/fashion_cnn.pth -o src/fashion_onnx/assets/fashion_cnn.onnx --force --json > models/fashion_cnn.export.json
+	$(VENV)/bin/fashion-export models/fashion_cnn.pth -o src/fashion_onnx/assets/fashion_cnn.onnx --photo --force --json > models/fashion_cnn.export.json
+# Only the photo models, from the committed plain ones (which stay byte for byte): after a
+# change to the photo preparation. The same build and check as fashion-export --photo.
+photo-models: $(VENV)/.installed data
+	$(VENV)/bin/python scripts/photo_models.py
 # Redraw the committed plots with today's code from the committed runs, without training.
 model-plots: $(VENV)/.installed data
 	$(VENV)/bin/python scripts/replot.py models/fashion_mlp.pth models/plots

@@ -1,5 +1,7 @@
-"""The same ONNX file gives the same answers in Node (onnxruntime-node) and in the browser
-(onnxruntime-web, wasm, driven like a person with Playwright) as in Python."""
+"""The same ONNX files give the same answers in Node (onnxruntime-node) and in the browser
+(onnxruntime-web, wasm, driven like a person with Playwright) as in Python: the plain
+model on prepared pixels (Node --raw), and the photo model on the real test images as
+28x28 files (Node and the page), which it takes as the dataset's own."""
 
 from __future__ import annotations
 
@@ -79,8 +81,8 @@ def test_node_reads_png_files_and_names_a_bad_one(tmp_path: Path, test_set) -> N
     need((NODE_EXAMPLE / "node_modules" / "pngjs").is_dir(), "run npm ci in examples/node")
     good = tmp_path / "good.png"
     Image.fromarray(test_set[0][0], mode="L").save(good)
-    out = subprocess.run(
-        ["node", str(NODE_EXAMPLE / "classify.mjs"), str(default_model_path()), str(good)],
+    out = subprocess.run(  # a 28x28 picture: the photo model takes it as the dataset's own
+        ["node", str(NODE_EXAMPLE / "classify.mjs"), "mlp", str(good)],
         capture_output=True,
         text=True,
         check=True,
@@ -94,12 +96,18 @@ def test_node_reads_png_files_and_names_a_bad_one(tmp_path: Path, test_set) -> N
     bad = tmp_path / "bad.png"
     bad.write_text("not a png")
     failed = subprocess.run(
-        ["node", str(NODE_EXAMPLE / "classify.mjs"), str(default_model_path()), str(bad)],
+        ["node", str(NODE_EXAMPLE / "classify.mjs"), "mlp", str(bad)],
         capture_output=True,
         text=True,
     )
     assert failed.returncode == 1
     assert f"{bad}: not a readable PNG" in failed.stderr
+    plain = subprocess.run(  # images need the photo model; a plain one is named as such
+        ["node", str(NODE_EXAMPLE / "classify.mjs"), str(default_model_path()), str(good)],
+        capture_output=True,
+        text=True,
+    )
+    assert plain.returncode == 2 and "not a photo model" in plain.stderr
 
 
 @pytest.fixture(scope="module")

@@ -424,3 +424,45 @@ def test_logits_are_held_to_atol_plus_a_share_of_their_size(test_set) -> None:
     assert len(failures(np.where(big, 1e-4, 0).astype(np.float32))) == 5
     small = np.abs(logits) < 1
     assert len(failures(np.where(small, 2e-5, 0).astype(np.float32))) == 5
+
+
+def test_cli_photo_writes_a_verified_photo_model(tmp_path: Path, trained_checkpoint) -> None:
+    """--photo: MODEL_photo.onnx beside the model, checked against the Python preparation
+    (photos made from the test set, and its 28x28 images), and refused without --force
+    once it exists."""
+    out = tmp_path / "m.onnx"
+    result = runner.invoke(app, [str(trained_checkpoint), "-o", str(out), "--photo", "--json"])
+    assert result.exit_code == 0, result.output
+    check = json.loads(result.stdout)["photo"]
+    assert check["path"] == str(tmp_path / "m_photo.onnx")
+    assert check["top1_agreement"] >= 0.995 and check["prepared_max_diff"] <= 1
+    assert check["squares"] == 10_000 and check["squares_max_abs_probabilities"] <= 1e-5
+    session = ort.InferenceSession(check["path"], providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["image"]
+    assert [o.name for o in session.get_outputs()] == [
+        "prepared",
+        "logits",
+        "probabilities",
+        "calibrated_probabilities",
+    ]
+    meta = session.get_modelmeta().custom_metadata_map
+    assert meta["input_layout"] == "HWC" and "work_side" in meta["preparation"]
+    plain = ort.InferenceSession(str(out)).get_modelmeta().custom_metadata_map
+    assert meta["temperature"] == plain["temperature"]
+    again = runner.invoke(app, [str(trained_checkpoint), "-o", str(out), "--photo"])
+    assert again.exit_code == 2 and "m_photo.onnx already exist" in again.stderr
+
+
+def test_a_photo_model_that_disagrees_leaves_nothing(
+    tmp_path: Path, trained_checkpoint, monkeypatch
+) -> None:
+    """A preparation graph that differs from Python's fails the export: no file at all."""
+    from fashion_onnx.export import photo_model
+
+    real = photo_model.prepare
+    monkeypatch.setattr(photo_model, "prepare", lambda picture: 255 - real(picture))
+    out = tmp_path / "m.onnx"
+    result = runner.invoke(app, [str(trained_checkpoint), "-o", str(out), "--photo"])
+    assert result.exit_code == 2
+    assert "photo model" in result.stderr and "grey levels" in result.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -1,14 +1,16 @@
-"""Python, Node and the browser prepare a photo into the same 28x28 input (issue #18).
+"""One preparation for every client (#33): the photo model (NAME_photo.onnx) prepares a
+picture inside its graph and gives fashion-infer's answers in onnxruntime (Python),
+onnx.reference, onnxruntime-node and onnxruntime-web in Chromium.
 
-``web/prepare.js`` ports ``fashion_onnx.infer.prepare`` (Pillow's resampling included), so
-on the same grayscale pixels it gives the same bytes. From a file, PNGs decode to the same
-pixels everywhere, so their inputs are identical too. JPEGs do not: Python decodes with
-libjpeg-turbo in Pillow's grayscale draft mode, Node with jpeg-js, Chromium with its own
-libjpeg-turbo build, and the decoders' pixels differ by a grey level here and there.
+PNGs decode to the same pixels everywhere, so the graph's ``prepared`` output is compared
+across runtimes within a grey level. JPEG decoders differ (Pillow's libjpeg-turbo, Node's
+jpeg-js, Chromium's libjpeg-turbo build) by a level here and there, so on JPEGs the
+runtimes are held to fashion-infer's top-1 and to a looser bound on ``prepared``.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
@@ -16,244 +18,181 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
 from PIL import Image
 
-from fashion_onnx.infer.images import load_image
+from fashion_onnx.infer import Classifier
+from fashion_onnx.infer.decode import decode_chunk
+from fashion_onnx.infer.images import load_rgb
 from fashion_onnx.infer.prepare import Preparation, prepare
+from fashion_onnx.photosets import ORIENTATIONS, shot_as_taken, with_margins
 from tests.test_embedding import (
     CHROMIUM,
     NODE_EXAMPLE,
-    ROOT,
     WEB,
     need,
     python_probabilities,
     web_server,  # noqa: F401  (the fixture that serves the page)
 )
 
-PREPARE_JS = ROOT / "web" / "prepare.js"
-
-# JPEG bounds, measured on this file's 15 JPEG photos. Against Pillow's draft-mode decode:
-# - Chromium decodes with libjpeg-turbo too: identical at full size; 1 level at most where
-#   Python decodes at 1/2 or 1/4 (the page averages blocks, as libjpeg's scaled IDCT
-#   nearly does): max 1, mean 0.02.
-# - Node's jpeg-js has its own IDCT: max 2 (a 24x18 photo), 14 of 15 photos within 1,
-#   mean 0.06.
-# Other photos can differ more: when a pixel at the garment's edge sits at the trim
-# threshold, a decoder's one level keeps a row or column that the other trims, the garment
-# is fitted at a slightly different scale and its edges move by tens of levels (13 to 26
-# levels on 3 of 60 other photos with margins, jpeg-js against Pillow). Top-1 held on all.
-JPEG_MOST_WITHIN_1 = 0.9  # the share of JPEG photos whose inputs differ by 1 level at most
-JPEG_MEAN_DIFF = 0.1  # grey levels, over every pixel of every JPEG photo's input
-JPEG_MAX_DIFF = 2  # grey levels, any one pixel
+ASSETS = Path(__file__).resolve().parent.parent / "src" / "fashion_onnx" / "assets"
+MODELS = ["mlp", "cnn"]
+AGREEMENT = 0.98  # top-1 against fashion-infer's, on these 100 photos (the bench: 2,000)
+# grey levels, over every pixel of the JPEGs' prepared pictures. Measured on these photos:
+# Chromium (libjpeg-turbo, as Pillow) 0.00, Node (jpeg-js: its own IDCT and upsampling) 0.99.
+JPEG_MEAN_DIFF = 2.0
 
 
-# -- the pure function: the same gray pixels in, the same 28x28 out ---------------------
-
-NODE_PREPARE = """
-import { readFileSync, writeFileSync } from "node:fs";
-import { prepare } from "%s";
-const [specFile, rawFile, outFile] = process.argv.slice(1);
-const specs = JSON.parse(readFileSync(specFile, "utf8"));
-const raw = new Uint8Array(readFileSync(rawFile));
-const out = new Uint8Array(specs.length * 784);
-let offset = 0;
-specs.forEach((s, i) => {
-  const gray = raw.subarray(offset, offset + s.width * s.height);
-  out.set(prepare(gray, s.width, s.height, { invert: s.invert, fit: s.fit }).pixels, i * 784);
-  offset += s.width * s.height;
-});
-writeFileSync(outFile, out);
-"""
-
-
-def prepare_in_node(pictures: list[np.ndarray], preparations: list[Preparation], tmp_path: Path):
-    """Each (h, w) uint8 picture through web/prepare.js's ``prepare`` -> (n, 28, 28)."""
-    specs = [
-        {"width": p.shape[1], "height": p.shape[0], "invert": how.invert, "fit": how.fit}
-        for p, how in zip(pictures, preparations, strict=True)
-    ]
-    (tmp_path / "specs.json").write_text(json.dumps(specs))
-    (tmp_path / "pictures.u8").write_bytes(b"".join(p.tobytes() for p in pictures))
-    subprocess.run(
-        [
-            "node",
-            "--input-type=module",
-            "-e",
-            NODE_PREPARE % PREPARE_JS.as_uri(),
-            str(tmp_path / "specs.json"),
-            str(tmp_path / "pictures.u8"),
-            str(tmp_path / "out.u8"),
-        ],
-        check=True,
+def photo_session(model: str) -> ort.InferenceSession:
+    return ort.InferenceSession(
+        str(ASSETS / f"fashion_{model}_photo.onnx"), providers=["CPUExecutionProvider"]
     )
-    return np.frombuffer((tmp_path / "out.u8").read_bytes(), np.uint8).reshape(-1, 28, 28)
 
 
-def random_pictures(rng: np.random.Generator, count: int) -> list[np.ndarray]:
-    """Noise, and photo-like pictures (a textured garment on a noisy light or dark
-    background), of random shapes from 1 to 700 pixels a side."""
-    pictures = []
-    for i in range(count):
-        high = 700 if i % 4 == 0 else 120  # a few large ones; most small (node is quick)
-        h, w = (int(v) for v in rng.integers(1, high + 1, 2))
-        if i % 3 == 0:
-            pictures.append(rng.integers(0, 256, (h, w), dtype=np.uint8))
-            continue
-        background = 255 - int(rng.integers(0, 30)) if i % 3 == 1 else int(rng.integers(0, 30))
-        picture = np.full((h, w), background, dtype=np.int16)
-        top, left = int(rng.integers(0, h)), int(rng.integers(0, w))
-        bottom, right = int(rng.integers(top, h + 1)), int(rng.integers(left, w + 1))
-        picture[top:bottom, left:right] = rng.integers(0, 256, (bottom - top, right - left))
-        picture += rng.integers(-12, 13, (h, w))  # JPEG-like noise around the threshold
-        pictures.append(np.clip(picture, 0, 255).astype(np.uint8))
-    return pictures
-
-
-def two_tone_border() -> np.ndarray:
-    """A border half 10, half 56: its median is their mean, 33, which neither differs from
-    by more than the threshold; so the garment box is the bright block alone."""
-    picture = np.full((40, 60), 33, np.uint8)
-    picture[0, :], picture[1:-1, 0] = 10, 10
-    picture[-1, :], picture[1:-1, -1] = 56, 56
-    picture[15:25, 20:45] = 200
-    return picture
-
-
-def test_prepare_js_gives_pythons_bytes_on_the_same_gray_pixels(tmp_path: Path, test_set) -> None:
-    """Random shapes (under 28, 28x28, up to 700), noise and photo-like pictures, light and
-    dark backgrounds, all-black and all-white, every invert and fit: byte-identical."""
-    need(shutil.which("node") is not None, "node is not installed")
-    rng = np.random.default_rng(18)
-    pictures = random_pictures(rng, 150)
-    garment = np.asarray(
-        Image.fromarray(test_set[0][0]).resize((90, 90), Image.Resampling.BICUBIC)
-    )
-    dark_photo = np.zeros((120, 200), np.uint8)  # light garment on black: no inversion
-    dark_photo[10:100, 70:160] = garment
-    pictures += [
-        np.zeros((40, 60), np.uint8),  # all black: nothing to trim to
-        np.full((33, 90), 255, np.uint8),  # all white
-        np.full((3, 3), 255, np.uint8),
-        np.zeros((1, 1), np.uint8),
-        dark_photo,
-        255 - dark_photo,  # the same garment as a product photo
-        test_set[0][1],  # 28x28: only the inversion check
-        255 - test_set[0][2],
-        rng.integers(0, 256, (5, 56), dtype=np.uint8),  # 28 * 5 / 56 = 2.5: rounds to even
-        rng.integers(0, 256, (56, 5), dtype=np.uint8),
-        two_tone_border(),
-    ]
-    invert_modes = ("auto", "always", "never")
-    preparations = [
-        Preparation(invert=invert_modes[i % 3], fit="full" if i % 5 == 0 else "trim")
-        for i in range(len(pictures))
-    ]
-    preparations[-11:] = [Preparation()] * 11
-    node = prepare_in_node(pictures, preparations, tmp_path)
-    python = np.stack([prepare(p, how) for p, how in zip(pictures, preparations, strict=True)])
-    differ = [
-        (p.shape, how) for p, how, a, b in zip(pictures, preparations, node, python, strict=True)
-        if not np.array_equal(a, b)
-    ]
-    assert not differ, f"{len(differ)} of {len(pictures)} differ, e.g. {differ[:5]}"
-    assert node[-7].max() > 0 and node[-8].max() == 0  # the garment was found, black kept
-
-
-NODE_GRAY = """
-import { readFileSync, writeFileSync } from "node:fs";
-import { rgbaToGray } from "%s";
-const rgba = new Uint8Array(readFileSync(process.argv[1]));
-writeFileSync(process.argv[2], rgbaToGray(rgba, rgba.length / 4, 1));
-"""
-
-
-def test_rgba_to_gray_is_pillows_alpha_on_white_then_luma(tmp_path: Path) -> None:
-    """Every colour and alpha: rgbaToGray gives what images.py's decoding gives (Pillow's
-    alpha_composite onto white, then convert("L"))."""
-    need(shutil.which("node") is not None, "node is not installed")
-    from fashion_onnx.infer.images import _to_gray_array
-
-    rng = np.random.default_rng(18)
-    rgba = rng.integers(0, 256, (1, 100_000, 4), dtype=np.uint8)
-    rgba[0, :20_000, 3] = 255  # opaque, as most photos
-    rgba[0, 20_000:25_000, 3] = 0
-    (tmp_path / "rgba.u8").write_bytes(rgba.tobytes())
-    subprocess.run(
-        ["node", "--input-type=module", "-e", NODE_GRAY % PREPARE_JS.as_uri()]
-        + [str(tmp_path / "rgba.u8"), str(tmp_path / "gray.u8")],
-        check=True,
-    )
-    node = np.frombuffer((tmp_path / "gray.u8").read_bytes(), np.uint8)
-    python = _to_gray_array(Image.fromarray(rgba, mode="RGBA"))[0]
-    np.testing.assert_array_equal(node, python)
-    opaque = _to_gray_array(Image.fromarray(rgba[:, :20_000, :3], mode="RGB"))[0]
-    np.testing.assert_array_equal(node[:20_000], opaque)
-
-
-# -- from files: photos with margins, built from real test images -----------------------
+def run_photo(session: ort.InferenceSession, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    probabilities, prepared = session.run(["calibrated_probabilities", "prepared"], {"image": rgb})
+    return probabilities[0], prepared
 
 
 @dataclass(frozen=True)
 class PhotoFile:
     path: Path
-    kind: str  # how it was made (see KINDS)
-    index: int  # the test image it shows
+    kind: str  # as taken, with margins, turned (stored turned, with an EXIF orientation)
 
     @property
     def is_jpeg(self) -> bool:
         return self.path.suffix == ".jpg"
 
 
-# How each photo is saved: product photos (a dark garment on white) as RGB and grayscale
-# PNG and JPEG; a cut-out PNG (black ink whose alpha is the garment's darkness, on a
-# transparent background); and a light garment on black (nothing to invert).
-KINDS = ("png-rgb", "jpeg-rgb", "png-gray", "jpeg-gray", "png-cutout", "png-dark", "jpeg-dark")
-# Canvas sizes (width, height): portrait, landscape, large (JPEGs decoded at 1/2 and 1/4
-# in Python's draft mode) and smaller than the model's 28x28.
-CANVASES = ((300, 400), (400, 300), (640, 480), (1000, 1000), (24, 18))
-
-
-def photo_files(images: np.ndarray, directory: Path, count: int = 35) -> list[PhotoFile]:
-    """``count`` test images as photos with margins: each garment enlarged (bicubic) to
-    35-90% of its canvas's longer side, placed off-centre; every kind meets every size."""
-    rng = np.random.default_rng(18)
-    chosen = rng.choice(len(images), size=count, replace=False)
-    photos = []
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory, test_set) -> list[PhotoFile]:
+    """40 photos as taken, 30 with margins (PNG and JPEG), 30 as taken stored turned."""
+    folder = tmp_path_factory.mktemp("parity")
+    rng = np.random.default_rng(40)
+    chosen = rng.choice(len(test_set[0]), 100, replace=False)
+    files = []
     for n, index in enumerate(chosen):
-        kind, (width, height) = KINDS[n % len(KINDS)], CANVASES[n % len(CANVASES)]
-        side = min(int(max(width, height) * rng.uniform(0.35, 0.9)), width, height)
-        at = (int(rng.integers(0, width - side + 1)), int(rng.integers(0, height - side + 1)))
-        light = Image.fromarray(images[index]).resize((side, side), Image.Resampling.BICUBIC)
-        if kind.endswith("dark"):
-            picture = Image.new("L", (width, height), 0)
-            picture.paste(light, at)
-        elif kind == "png-cutout":
-            picture = Image.new("RGBA", (width, height), (0, 0, 0, 0))
-            ink = Image.new("RGBA", (side, side), (0, 0, 0, 255))
-            ink.putalpha(light)  # the garment's brightness becomes the ink's opacity
-            picture.paste(ink, at)
+        if n < 40:
+            kind, photo = "taken", shot_as_taken(test_set[0][index], rng).save()
+        elif n < 70:
+            kind, photo = "margins", with_margins(test_set[0][index], rng)
+            if photo.suffix == ".webp":  # the example reads PNG and JPEG: re-encoded as PNG
+                buffer = io.BytesIO()
+                Image.open(io.BytesIO(photo.data)).save(buffer, format="PNG")
+                photo = type(photo)(buffer.getvalue(), ".png")
         else:
-            picture = Image.new("L", (width, height), 255)
-            picture.paste(Image.fromarray(255 - np.asarray(light)), at)
-        if kind.endswith("rgb"):
-            picture = picture.convert("RGB")
-        suffix = ".jpg" if kind.startswith("jpeg") else ".png"
-        path = directory / f"photo-{n:02d}-{kind}-{width}x{height}{suffix}"
-        picture.save(path, **({"quality": 90} if suffix == ".jpg" else {}))
-        photos.append(PhotoFile(path, kind, int(index)))
-    return photos
+            orientation = ORIENTATIONS[n % len(ORIENTATIONS)]
+            kind, photo = "turned", shot_as_taken(test_set[0][index], rng).save(orientation)
+        path = folder / f"{n:03d}-{kind}{photo.suffix}"
+        path.write_bytes(photo.data)
+        files.append(PhotoFile(path, kind))
+    assert {f.path.suffix for f in files} == {".jpg", ".png"}
+    return files
 
 
 @pytest.fixture(scope="module")
-def photos(tmp_path_factory, test_set) -> list[PhotoFile]:
-    return photo_files(test_set[0], tmp_path_factory.mktemp("photos"))
+def fashion_infer(photos) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """What fashion-infer's workers make of the photos: (prepared, top-1) per model."""
+    prepared = decode_chunk([str(p.path) for p in photos], Preparation()).images
+    return {
+        model: (prepared, Classifier(model, device="cpu").predict(prepared).labels)
+        for model in MODELS
+    }
 
 
-def node_inputs(paths: list[Path], *options: str) -> tuple[np.ndarray, list[int]]:
-    """classify.mjs --show-input on the files -> their inputs (n, 28, 28) and top-1 labels."""
+@pytest.mark.parametrize("model", MODELS)
+def test_in_python_the_photo_model_gives_fashion_infers_answers(
+    model, photos, fashion_infer
+) -> None:
+    session = photo_session(model)
+    expected, labels = fashion_infer[model]
+    ran = [run_photo(session, load_rgb(p.path)) for p in photos]
+    prepared = np.stack([r[1] for r in ran])
+    top1 = np.array([r[0].argmax() for r in ran])
+    diff = np.abs(prepared.astype(int) - expected).reshape(len(photos), -1).max(axis=1)
+    print(
+        f"{model}: prepared identical {(diff == 0).mean():.0%}, top-1 agrees "
+        f"{(top1 == labels).mean():.1%}"
+    )
+    assert diff.max() <= 1, diff  # measured: identical on 98%, one level on the rest
+    assert (top1 == labels).mean() >= AGREEMENT
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_28x28_real_test_images_in_rgb_are_the_plain_models_answers(model, test_set) -> None:
+    """All 10,000: the photo model takes them as the dataset's own (grayscale, inverted
+    when light): probabilities within 1e-5 of the plain model's, top-1 the same."""
+    session = photo_session(model)
+    rgb = np.repeat(test_set[0][..., None], 3, axis=3)
+    got = np.stack([run_photo(session, image)[0] for image in rgb])
+    plain = python_probabilities(test_set[0], model)
+    assert (got.argmax(1) == plain.argmax(1)).all()
+    assert np.abs(got - plain).max() <= 1e-5, np.abs(got - plain).max()
+    light = 255 - rgb[:20]  # inverted back, as prepare does
+    assert (
+        np.stack([run_photo(session, i)[0] for i in light]).argmax(1) == plain[:20].argmax(1)
+    ).all()
+
+
+def random_pictures(rng: np.random.Generator, count: int) -> list[np.ndarray]:
+    """RGB pictures of random shapes (1x1 to 700 a side), noise, blocks on light and dark
+    backgrounds, blank ones."""
+    pictures = [
+        np.zeros((1, 1, 3), np.uint8),
+        np.full((3, 3, 3), 255, np.uint8),
+        np.zeros((40, 60, 3), np.uint8),
+        np.full((33, 90, 3), 200, np.uint8),
+    ]
+    for i in range(count):
+        h, w = (int(v) for v in rng.integers(1, 700, 2))
+        if i % 3 == 0:
+            pictures.append(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+            continue
+        background = rng.integers(200, 256, 3) if i % 3 == 1 else rng.integers(0, 40, 3)
+        picture = np.broadcast_to(background, (h, w, 3)).astype(np.int16).copy()
+        top, left = int(rng.integers(0, h)), int(rng.integers(0, w))
+        bottom, right = int(rng.integers(top, h + 1)), int(rng.integers(left, w + 1))
+        picture[top:bottom, left:right] = rng.integers(0, 256, 3)
+        picture += rng.integers(-12, 13, (h, w, 1))
+        pictures.append(np.clip(picture, 0, 255).astype(np.uint8))
+    return pictures
+
+
+def test_the_graph_prepares_any_picture_as_python_does() -> None:
+    """Odd shapes and contents, 1x1 included: the graph's prepared within a level of
+    ``prepare``'s, and no error."""
+    session = photo_session("mlp")
+    pictures = random_pictures(np.random.default_rng(33), 60)
+    worst = [int(np.abs(run_photo(session, p)[1].astype(int) - prepare(p)).max()) for p in pictures]
+    assert max(worst) <= 1, worst
+
+
+def test_onnx_reference_runs_the_photo_model(photos) -> None:
+    """onnx's own reference evaluator (pure numpy; slow, so a sample): every operator is
+    standard and means what onnxruntime makes of it."""
+    from onnx.reference import ReferenceEvaluator
+
+    model = onnx.load(str(ASSETS / "fashion_mlp_photo.onnx"))
+    reference = ReferenceEvaluator(model)
+    session = photo_session("mlp")
+    sample = [load_rgb(p.path) for p in photos[::25]]
+    for rgb in [*sample, np.repeat(np.zeros((28, 28, 1), np.uint8), 3, axis=2)]:
+        probabilities, prepared = reference.run(
+            ["calibrated_probabilities", "prepared"], {"image": rgb}
+        )
+        expected_probabilities, expected = run_photo(session, rgb)
+        assert np.abs(prepared.astype(int) - expected).max() <= 1
+        assert np.abs(probabilities[0] - expected_probabilities).max() <= 1e-4
+
+
+# -- Node and the page ------------------------------------------------------------------
+
+
+def node_rows(model: str, paths: list[Path]) -> list[dict]:
     out = subprocess.run(
-        ["node", str(NODE_EXAMPLE / "classify.mjs"), "mlp", "--show-input", *options]
+        ["node", str(NODE_EXAMPLE / "classify.mjs"), model, "--show-input"]
         + [str(p) for p in paths],
         capture_output=True,
         text=True,
@@ -261,55 +200,47 @@ def node_inputs(paths: list[Path], *options: str) -> tuple[np.ndarray, list[int]
     )
     rows = json.loads(out.stdout)
     assert [row["input"] for row in rows] == [str(p) for p in paths]
-    pixels = np.array([row["pixels"] for row in rows], dtype=np.uint8).reshape(-1, 28, 28)
-    return pixels, [row["label"] for row in rows]
+    return rows
 
 
-def compare(photos: list[PhotoFile], got: np.ndarray, python: np.ndarray, where: str) -> dict:
-    """Check PNGs are identical and JPEGs within the measured bounds; return the figures."""
-    diff = np.abs(got.astype(np.int16) - python).reshape(len(photos), -1).max(axis=1)
-    png = [i for i, photo in enumerate(photos) if not photo.is_jpeg]
-    jpeg = [i for i, photo in enumerate(photos) if photo.is_jpeg]
-    bad_png = {photos[i].path.name: int(diff[i]) for i in png if diff[i]}
-    assert not bad_png, f"{where}: PNG inputs differ from Python's: {bad_png}"
-    jpeg_diff = np.abs(got[jpeg].astype(np.int16) - python[jpeg])
-    figures = {
-        "png_max": int(diff[png].max()),
-        "jpeg_max": int(jpeg_diff.max()),
-        "jpeg_mean": float(jpeg_diff.mean()),
-        "jpeg_within_1": float((diff[jpeg] <= 1).mean()),
-        "jpeg_per_photo": {photos[i].path.name: int(diff[i]) for i in jpeg},
-    }
-    print(where, figures)
-    assert figures["jpeg_within_1"] >= JPEG_MOST_WITHIN_1, figures
-    assert figures["jpeg_mean"] <= JPEG_MEAN_DIFF, figures
-    assert figures["jpeg_max"] <= JPEG_MAX_DIFF, figures
-    return figures
+def held_to_python(
+    photos: list[PhotoFile],
+    prepared: np.ndarray,
+    top1: np.ndarray,
+    model: str,
+    fashion_infer: dict,
+    where: str,
+) -> None:
+    """PNGs: prepared within a level of the Python graph's; JPEGs: within a few levels on
+    most; top-1 as fashion-infer's on at least AGREEMENT of them."""
+    session = photo_session(model)
+    python = np.stack([run_photo(session, load_rgb(p.path))[1] for p in photos])
+    pixels = np.abs(prepared.astype(int) - python).reshape(len(photos), -1)
+    diff = pixels.max(axis=1)
+    png = np.array([not p.is_jpeg for p in photos])
+    jpeg_mean = float(pixels[~png].mean())
+    agreement = float((top1 == fashion_infer[model][1]).mean())
+    print(
+        f"{where} {model}: PNG prepared max |diff| {diff[png].max()}; JPEG mean |diff| "
+        f"{jpeg_mean:.2f}, within 1 level on {(diff[~png] <= 1).mean():.0%}; top-1 as "
+        f"fashion-infer {agreement:.1%}"
+    )
+    assert diff[png].max() <= 1, diff[png]
+    # another JPEG decoder's level here and there can move the trim by a pixel, and the
+    # fitted garment's edges by tens of levels: bound the mean, not the worst pixel
+    assert jpeg_mean <= JPEG_MEAN_DIFF, jpeg_mean
+    assert agreement >= AGREEMENT
 
 
-def test_node_prepares_photos_as_python_does(photos: list[PhotoFile]) -> None:
-    """classify.mjs on PNG and JPEG photos with margins (several sizes, offsets, a cut-out,
-    a dark background, ones under 28 px): PNG inputs identical to fashion-infer's, JPEG
-    inputs within the bounds above, and top-1 identical to Python's on its own inputs.
-    Measured: PNG max |diff| 0; JPEG (jpeg-js against Pillow's draft mode) see the printout."""
+@pytest.mark.parametrize("model", MODELS)
+def test_node_gives_fashion_infers_answers(model, photos, fashion_infer) -> None:
     need(shutil.which("node") is not None, "node is not installed")
     need((NODE_EXAMPLE / "node_modules" / "jpeg-js").is_dir(), "run npm ci in examples/node")
-    python = np.stack([load_image(photo.path) for photo in photos])
-    node, labels = node_inputs([photo.path for photo in photos])
-    compare(photos, node, python, "node")
-    assert labels == python_probabilities(python).argmax(1).tolist()
-
-
-def test_node_fit_full_is_pythons_fit_full(photos: list[PhotoFile]) -> None:
-    """--fit full: the whole frame padded and resized, as fashion-infer --fit full."""
-    need(shutil.which("node") is not None, "node is not installed")
-    need((NODE_EXAMPLE / "node_modules" / "jpeg-js").is_dir(), "run npm ci in examples/node")
-    pngs = [photo for photo in photos if not photo.is_jpeg]
-    python = np.stack([load_image(p.path, Preparation(fit="full")) for p in pngs])
-    node, _ = node_inputs([p.path for p in pngs], "--fit", "full")
-    np.testing.assert_array_equal(node, python)
-    trimmed, _ = node_inputs([p.path for p in pngs])
-    assert not np.array_equal(node, trimmed)  # the option changes what the model sees
+    rows = node_rows(model, [p.path for p in photos])
+    prepared = np.array([row["pixels"] for row in rows], dtype=np.uint8).reshape(-1, 28, 28)
+    held_to_python(
+        photos, prepared, np.array([row["label"] for row in rows]), model, fashion_infer, "node"
+    )
 
 
 def test_node_names_the_formats_it_reads(tmp_path: Path) -> None:
@@ -326,27 +257,78 @@ def test_node_names_the_formats_it_reads(tmp_path: Path) -> None:
     assert failed.stderr.strip().splitlines() == [
         f"error: {webp}: a WebP file; this example reads PNG and JPEG (fashion-infer reads more)"
     ]
-    bad_fit = subprocess.run(
-        ["node", str(NODE_EXAMPLE / "classify.mjs"), "mlp", "--fit", "crop", str(webp)],
-        capture_output=True,
-        text=True,
+
+
+NODE_RGB = """
+import { readFileSync, writeFileSync } from "node:fs";
+import { rgbaToRgb, exifOrientation, upright } from "%s";
+const [rgbaFile, outFile, turnFile] = process.argv.slice(1);
+const rgba = new Uint8Array(readFileSync(rgbaFile));
+writeFileSync(outFile, rgbaToRgb(rgba, rgba.length / 4, 1));
+const turned = [];
+const stored = Uint8Array.from({ length: 2 * 3 * 3 }, (_, i) => i);
+for (let o = 1; o <= 8; o++) turned.push(...upright(stored, 3, 2, o).rgb);
+writeFileSync(turnFile, Uint8Array.from(turned));
+"""
+
+
+def test_the_clients_decode_as_python_does(tmp_path: Path) -> None:
+    """web/photo.js: transparency laid on white as Pillow does (every colour and alpha),
+    and the eight EXIF turns as Pillow's exif_transpose."""
+    need(shutil.which("node") is not None, "node is not installed")
+    from fashion_onnx.infer.images import _to_colour_array, upright
+
+    rng = np.random.default_rng(18)
+    rgba = rng.integers(0, 256, (1, 100_000, 4), dtype=np.uint8)
+    rgba[0, :20_000, 3] = 255
+    rgba[0, 20_000:25_000, 3] = 0
+    (tmp_path / "rgba.u8").write_bytes(rgba.tobytes())
+    subprocess.run(
+        ["node", "--input-type=module", "-e", NODE_RGB % (WEB / "photo.js").as_uri()]
+        + [str(tmp_path / "rgba.u8"), str(tmp_path / "rgb.u8"), str(tmp_path / "turns.u8")],
+        check=True,
     )
-    assert bad_fit.returncode == 2
-    assert "error: --fit must be one of trim, full" in bad_fit.stderr
+    node = np.frombuffer((tmp_path / "rgb.u8").read_bytes(), np.uint8).reshape(-1, 3)
+    python = _to_colour_array(Image.fromarray(rgba, mode="RGBA"))[0]
+    np.testing.assert_array_equal(node, python)
+    stored = np.arange(18, dtype=np.uint8).reshape(2, 3, 3)
+    turns = np.frombuffer((tmp_path / "turns.u8").read_bytes(), np.uint8)
+    expected = np.concatenate([upright(stored, o).ravel() for o in range(1, 9)])
+    np.testing.assert_array_equal(turns, expected)
+
+
+def test_node_reads_the_exif_orientation(tmp_path: Path, test_set) -> None:
+    """A PNG stored turned, with each orientation in its eXIf chunk, and the same JPEG way:
+    Node's prepared as for the upright file."""
+    need(shutil.which("node") is not None, "node is not installed")
+    need((NODE_EXAMPLE / "node_modules" / "jpeg-js").is_dir(), "run npm ci in examples/node")
+    shot = shot_as_taken(test_set[0][5], np.random.default_rng(5))
+    paths = []
+    for orientation in range(1, 9):
+        for fmt in ("PNG", "JPEG"):
+            photo = type(shot)(shot.image, fmt, 90, shot.tilt).save(orientation)
+            paths.append(tmp_path / f"o{orientation}{photo.suffix}")
+            paths[-1].write_bytes(photo.data)
+    rows = node_rows("mlp", paths)
+    prepared = np.array([row["pixels"] for row in rows]).reshape(8, 2, 28, 28)
+    assert (prepared[:, 0] == prepared[0, 0]).all()  # PNG: lossless, the same once upright
+    assert np.abs(prepared[:, 1] - prepared[0, 1]).max() <= 64  # JPEG: turned pixels differ
+    assert len({row["label"] for row in rows}) == 1
 
 
 @pytest.mark.slow
-def test_the_page_prepares_photos_as_python_does(
-    photos: list[PhotoFile],
+@pytest.mark.parametrize("model", MODELS)
+def test_the_page_gives_fashion_infers_answers(
+    model,
+    photos,
+    fashion_infer,
     web_server,  # noqa: F811
 ) -> None:
-    """The page's upload path on the same photos: its "what the model sees" preview holds
-    Python's input for every PNG, and JPEG inputs within the bounds above (Chromium's
-    decoder against Pillow's draft mode); top-1 identical to Python's."""
+    """The page's upload path: its "what the model saw" preview is the graph's prepared
+    output; top-1 as fashion-infer's. Chromium turns a picture upright itself."""
     need(CHROMIUM.exists(), "Debian's chromium is not installed")
     need((WEB / "node_modules" / "onnxruntime-web").is_dir(), "run npm ci in web/")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    python = np.stack([load_image(photo.path) for photo in photos])
     shown, top1 = [], []
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(
@@ -357,7 +339,10 @@ def test_the_page_prepares_photos_as_python_does(
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(f"{web_server}/web/")
-        page.wait_for_function("document.getElementById('status').textContent.startsWith('ready')")
+        ready = "document.getElementById('status').textContent.startsWith('ready')"
+        page.wait_for_function(ready)
+        page.select_option("#model", model)
+        page.wait_for_function(ready)
         for photo in photos:
             page.set_input_files("#file", str(photo.path))
             page.wait_for_function(
@@ -374,6 +359,5 @@ def test_the_page_prepares_photos_as_python_does(
         note = page.text_content("#preview-note")
         browser.close()
     assert not errors, errors
-    assert "trimmed to the garment" in note
-    compare(photos, np.stack(shown), python, "chromium")
-    assert top1 == python_probabilities(python).argmax(1).tolist()
+    assert "what the model saw" in note
+    held_to_python(photos, np.stack(shown), np.array(top1), model, fashion_infer, "chromium")

@@ -1,12 +1,15 @@
-// The page: load the model and its metadata, take a drawing or an image, show the top 3.
+// The page: load a photo model and its metadata, take a drawing or an image, show the top 3
+// and the 28x28 picture the model saw. The preparation runs inside the model
+// (NAME_photo.onnx); the page only hands it the picture's RGB pixels (photo.js).
 import * as ort from "./node_modules/onnxruntime-web/dist/ort.wasm.min.mjs";
-import { classNames, modelInput, readMetadata, runProbabilities } from "./onnx-metadata.js";
-import { isJpeg, showInput, toModelInput } from "./preprocess.js";
+import { classNames, readMetadata } from "./onnx-metadata.js";
+import { isPhotoModel, rgbaToRgb, runPhoto, SIDE } from "./photo.js";
 
-// The models embedded in the Python package; ?model=URL adds another and picks it.
+// The photo models embedded in the Python package; ?model=URL adds another (a photo
+// model, from fashion-export --photo) and picks it.
 const MODELS = {
-  mlp: "../src/fashion_onnx/assets/fashion_mlp.onnx",
-  cnn: "../src/fashion_onnx/assets/fashion_cnn.onnx",
+  mlp: "../src/fashion_onnx/assets/fashion_mlp_photo.onnx",
+  cnn: "../src/fashion_onnx/assets/fashion_cnn_photo.onnx",
 };
 const custom = new URLSearchParams(location.search).get("model");
 
@@ -17,7 +20,6 @@ ort.env.wasm.numThreads = 1; // a static server sends no cross-origin isolation 
 
 let session;
 let classes;
-let meta;
 
 async function loadModel(url) {
   session = undefined;
@@ -25,18 +27,38 @@ async function loadModel(url) {
   const response = await fetch(url);
   if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
   const bytes = new Uint8Array(await response.arrayBuffer());
-  meta = readMetadata(bytes);
-  classes = classNames(meta);
-  session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"] });
+  classes = classNames(readMetadata(bytes));
+  const loaded = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"] });
+  if (!isPhotoModel(loaded)) throw new Error(`${url} is not a photo model (make one with fashion-export --photo)`);
+  session = loaded;
 }
 
-async function classify(source, width, height, label, { jpeg = false } = {}) {
-  const { pixels, inverted } = toModelInput(source, width, height, { jpeg });
-  showInput($("preview"), pixels);
-  const how = width === 28 && height === 28 ? "as given" : "trimmed to the garment, fitted, centred";
-  $("preview-note").textContent = `28×28, ${how}, light garment on dark${inverted ? " (inverted)" : ""}`;
+/** The source's RGB pixels at its own size, transparency laid on white. */
+function pixelsOf(source, width, height) {
+  const full = document.createElement("canvas");
+  full.width = width;
+  full.height = height;
+  const ctx = full.getContext("2d", { willReadFrequently: true });
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, width, height);
+  ctx.drawImage(source, 0, 0); // at its own size: no canvas resampling
+  return rgbaToRgb(ctx.getImageData(0, 0, width, height).data, width, height);
+}
+
+/** Paint the model's 784 prepared bytes onto the 28x28 preview. */
+function showPrepared(pixels) {
+  const ctx = $("preview").getContext("2d");
+  const image = ctx.createImageData(SIDE, SIDE);
+  pixels.forEach((v, i) => image.data.set([v, v, v, 255], 4 * i));
+  ctx.putImageData(image, 0, 0);
+}
+
+async function classify(source, width, height, label) {
+  const { probabilities, prepared } = await runPhoto(session, ort, pixelsOf(source, width, height), width, height);
+  showPrepared(prepared);
+  const how = width === SIDE && height === SIDE ? "as given" : "the garment found, straightened, fitted, centred";
+  $("preview-note").textContent = `28×28, ${how}: what the model saw`;
   // calibrated_probabilities where the file has them (the embedded models do), as fashion-infer
-  const probabilities = await runProbabilities(session, ort, modelInput(pixels, meta), 1);
   render(Array.from(probabilities), label);
 }
 
@@ -71,9 +93,10 @@ function render(probs, label) {
 async function classifyFile(file) {
   status(`classifying ${file.name}…`);
   try {
-    // The file's own pixels, as Pillow reads them: no colour profile applied.
-    const bitmap = await createImageBitmap(file, { colorSpaceConversion: "none" });
-    await classify(bitmap, bitmap.width, bitmap.height, file.name, { jpeg: await isJpeg(file) });
+    // The file's own pixels, as Pillow reads them: no colour profile applied; upright as
+    // its EXIF orientation says (createImageBitmap's default, as fashion-infer does).
+    const bitmap = await createImageBitmap(file, { colorSpaceConversion: "none", imageOrientation: "from-image" });
+    await classify(bitmap, bitmap.width, bitmap.height, file.name);
   } catch (error) {
     status(`could not read ${file.name}: ${error.message}`);
   }

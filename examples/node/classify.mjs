@@ -1,17 +1,18 @@
 #!/usr/bin/env node
-// Classify garment images with the fashion-onnx model in Node.js and print JSON.
+// Classify garment images with the fashion-onnx photo model in Node.js and print JSON.
 //
 //   node classify.mjs MODEL a.png b.jpg ...      PNG or JPEG files, any size
-//   node classify.mjs MODEL --raw images.u8      raw bytes, N x 784 uint8, light garment on dark
+//   node classify.mjs PLAIN --raw images.u8      raw bytes, N x 784 uint8, light garment on dark
 //
-// Options: --fit trim|full (default trim), --show-input (each row gets "pixels": the 784
-// prepared input bytes).
-// MODEL is an ONNX file, or mlp / cnn for the models embedded in the Python package.
-// Images are prepared as fashion-infer prepares them (../../web/prepare.js, the port of
-// prepare.py): grayscale, a light background inverted, trimmed to the garment, the longer
-// edge fitted to 28, centred; 28x28 images are only inverted when their border is light.
-// Class names, input scaling and polarity come from the model's own metadata; the input
-// and output names from the session (any model that keeps the contract's shapes works).
+// Options: --show-input (each row gets "pixels": the 784 bytes of the 28x28 picture the
+// model saw).
+// MODEL is a photo model (NAME_photo.onnx, from fashion-export --photo), or mlp / cnn for
+// the photo models embedded in the Python package. The preparation runs inside it (the
+// background, the trim, straightening, the fit and the centring, as fashion-infer does);
+// this file only decodes: PNG (pngjs) or JPEG (jpeg-js) to RGB, transparency laid on
+// white, turned upright by the file's EXIF orientation (../../web/photo.js).
+// PLAIN is a plain model for --raw (mlp / cnn name the embedded ones); its class names,
+// input scaling and polarity come from its metadata, its names from the session.
 // "probabilities" in each row are the file's calibrated_probabilities where it has them
 // (softmax(logits / T), as fashion-infer reports), else its probabilities.
 import { readFileSync } from "node:fs";
@@ -19,11 +20,18 @@ import jpeg from "jpeg-js";
 import ort from "onnxruntime-node";
 import { PNG } from "pngjs";
 import { classNames, modelInput, readMetadata, runProbabilities } from "../../web/onnx-metadata.js";
-import { FIT_CHOICES, prepare, rgbaToGray, shrinkAsJpegDraft, SIDE } from "../../web/prepare.js";
+import { exifOrientation, isPhotoModel, rgbaToRgb, runPhoto, SIDE, upright } from "../../web/photo.js";
 
+const ASSETS = "../../src/fashion_onnx/assets/";
 const EMBEDDED = {
-  mlp: new URL("../../src/fashion_onnx/assets/fashion_mlp.onnx", import.meta.url),
-  cnn: new URL("../../src/fashion_onnx/assets/fashion_cnn.onnx", import.meta.url),
+  photo: {
+    mlp: new URL(`${ASSETS}fashion_mlp_photo.onnx`, import.meta.url),
+    cnn: new URL(`${ASSETS}fashion_cnn_photo.onnx`, import.meta.url),
+  },
+  plain: {
+    mlp: new URL(`${ASSETS}fashion_mlp.onnx`, import.meta.url),
+    cnn: new URL(`${ASSETS}fashion_cnn.onnx`, import.meta.url),
+  },
 };
 const PIXELS = SIDE * SIDE;
 const MAX_PIXELS = 40_000_000; // as fashion-infer: refuse larger images before decoding
@@ -48,9 +56,9 @@ function formatOf(bytes) {
   return null;
 }
 
-// One PNG or JPEG file -> its grayscale pixels, as fashion-infer decodes them: transparency
-// laid on white, Pillow's RGB -> L; a large JPEG shrunk as Pillow's draft mode decodes it.
-function decodeGray(path, fit) {
+// One PNG or JPEG file -> upright RGB bytes, as fashion-infer decodes a photo: the whole
+// picture, transparency laid on white, turned as its EXIF orientation says.
+function decodeRgb(path) {
   const bytes = readFileSync(path);
   const format = formatOf(bytes);
   let image;
@@ -69,19 +77,15 @@ function decodeGray(path, fit) {
   }
   const { width, height } = image;
   if (width * height > MAX_PIXELS) throw new Error(`${path}: ${width}x${height} is over ${MAX_PIXELS} pixels`);
-  const gray = rgbaToGray(image.data, width, height);
-  return format === "JPEG" ? shrinkAsJpegDraft(gray, width, height, fit) : { gray, width, height };
+  return upright(rgbaToRgb(image.data, width, height), width, height, exifOrientation(bytes));
 }
 
 function parseArgs(argv) {
-  const options = { fit: "trim", showInput: false, raw: null, images: [] };
+  const options = { showInput: false, raw: null, images: [] };
   const [modelPath, ...rest] = argv;
   for (let i = 0; i < rest.length; i++) {
     const arg = rest[i];
-    if (arg === "--fit") {
-      options.fit = rest[++i];
-      if (!FIT_CHOICES.includes(options.fit)) usage(`--fit must be one of ${FIT_CHOICES.join(", ")}`);
-    } else if (arg === "--show-input") {
+    if (arg === "--show-input") {
       options.showInput = true;
     } else if (arg === "--raw") {
       options.raw = rest[++i];
@@ -98,38 +102,41 @@ function parseArgs(argv) {
   return { modelPath, ...options };
 }
 
-async function main() {
-  const { modelPath, fit, showInput, raw, images } = parseArgs(process.argv.slice(2));
-  let names;
-  let pixels;
-  if (raw) {
-    pixels = new Uint8Array(readFileSync(raw)); // already prepared: used as they are
-    if (pixels.length % PIXELS !== 0) usage(`${raw}: size is not a multiple of ${PIXELS}`);
-    names = Array.from({ length: pixels.length / PIXELS }, (_, i) => `${raw}#${i}`);
-  } else {
-    names = images;
-    pixels = new Uint8Array(images.length * PIXELS);
-    images.forEach((path, i) => {
-      const { gray, width, height } = decodeGray(path, fit);
-      pixels.set(prepare(gray, width, height, { fit }).pixels, i * PIXELS);
-    });
-  }
+function row(name, probs, pixels, classes, showInput) {
+  const label = probs.indexOf(Math.max(...probs));
+  const out = { input: name, label, class: classes[label], probabilities: probs };
+  if (showInput) out.pixels = Array.from(pixels);
+  return out;
+}
 
-  const modelBytes = new Uint8Array(readFileSync(EMBEDDED[modelPath] ?? modelPath));
+async function main() {
+  const { modelPath, showInput, raw, images } = parseArgs(process.argv.slice(2));
+  const kind = raw ? "plain" : "photo";
+  const modelBytes = new Uint8Array(readFileSync(EMBEDDED[kind][modelPath] ?? modelPath));
   const meta = readMetadata(modelBytes);
   const classes = classNames(meta);
   const session = await ort.InferenceSession.create(modelBytes);
-
-  const count = names.length;
-  const probabilities = await runProbabilities(session, ort, modelInput(pixels, meta), count);
-
-  const results = names.map((name, n) => {
-    const probs = Array.from(probabilities.subarray(n * 10, n * 10 + 10));
-    const label = probs.indexOf(Math.max(...probs));
-    const row = { input: name, label, class: classes[label], probabilities: probs };
-    if (showInput) row.pixels = Array.from(pixels.subarray(n * PIXELS, (n + 1) * PIXELS));
-    return row;
-  });
+  let results;
+  if (raw) {
+    if (isPhotoModel(session)) usage(`${modelPath}: --raw takes a plain model, not a photo model`);
+    const pixels = new Uint8Array(readFileSync(raw)); // already prepared: used as they are
+    if (pixels.length % PIXELS !== 0) usage(`${raw}: size is not a multiple of ${PIXELS}`);
+    const count = pixels.length / PIXELS;
+    const probabilities = await runProbabilities(session, ort, modelInput(pixels, meta), count);
+    results = Array.from({ length: count }, (_, n) =>
+      row(`${raw}#${n}`, Array.from(probabilities.subarray(n * 10, n * 10 + 10)),
+        pixels.subarray(n * PIXELS, (n + 1) * PIXELS), classes, showInput));
+  } else {
+    if (!isPhotoModel(session)) {
+      usage(`${modelPath}: not a photo model (input "image"); make one with fashion-export --photo`);
+    }
+    results = [];
+    for (const path of images) {
+      const { rgb, width, height } = decodeRgb(path);
+      const { probabilities, prepared } = await runPhoto(session, ort, rgb, width, height);
+      results.push(row(path, Array.from(probabilities), prepared, classes, showInput));
+    }
+  }
   console.log(JSON.stringify(results));
 }
 

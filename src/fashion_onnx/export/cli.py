@@ -83,6 +83,15 @@ def export_command(
     fp16: Annotated[
         bool, typer.Option("--fp16", help="Also write MODEL.fp16.onnx (float32 inputs/outputs).")
     ] = False,
+    photo: Annotated[
+        bool,
+        typer.Option(
+            "--photo",
+            help="Also write MODEL_photo.onnx: uint8 RGB pictures of any size in, the photo "
+            "preparation inside the graph (for Node, the browser, any onnxruntime); verified "
+            "against the Python preparation.",
+        ),
+    ] = False,
     max_drop: Annotated[
         float | None,
         typer.Option(
@@ -113,10 +122,14 @@ def export_command(
 
         with train_extra_needed("fashion-export"):
             from fashion_onnx.export.api import export_onnx
+            from fashion_onnx.export.photo_model import photo_path
             from fashion_onnx.export.variants import variant_path
 
         if out.resolve() != checkpoint.resolve():  # that mistake has its own message
-            refuse_to_replace([out, *(variant_path(out, p) for p in precisions)], force=force)
+            photos = [photo_path(out)] if photo else []
+            refuse_to_replace(
+                [out, *(variant_path(out, p) for p in precisions), *photos], force=force
+            )
         with train_extra_needed("fashion-export"):
             return export_onnx(
                 checkpoint,
@@ -126,6 +139,7 @@ def export_command(
                 data_dir=data_dir,
                 precisions=precisions,
                 max_drop_points=max_drop,
+                photo=photo,
                 on_stage=lambda stage: status.update(stage),
             )
 

@@ -62,4 +62,14 @@ def report_table(report: ExportReport) -> Table:
         )
         if v.choice:
             table.add_row("int8 method", v.choice)
+    if report.photo:
+        c = report.photo
+        table.add_row(
+            "photo model",
+            f"{c['path']}: top-1 as the Python preparation on "
+            f"{100 * float(str(c['top1_agreement'])):.1f}% of {c['photos']} photos, prepared "
+            f"identical on {100 * float(str(c['prepared_identical'])):.0f}% (worst "
+            f"{c['prepared_max_diff']} level); {c['squares']:,} 28x28 pictures: max |Δ| "
+            f"probabilities {float(str(c['squares_max_abs_probabilities'])):.3g}",
+        )
     return table
