@@ -22,6 +22,7 @@ from bench import (
     engine,
     journal,
     model_card,
+    photo_parity,
     photo_speed,
     photos,
     ray_engine,
@@ -35,6 +36,7 @@ from bench.report import (
     journal_table,
     markdown,
     model_comparison,
+    parity_table,
     photo_table,
     scaling_notes,
     serving_table,
@@ -53,6 +55,7 @@ SECTIONS = (
     "ray",
     "models",
     "photos",
+    "parity",
     "serving",
     "journal",
 )
@@ -96,6 +99,7 @@ def main() -> None:
         update_readme(ROOT / "README.md", model_comparison(results), "models")
         update_readme(ROOT / "README.md", scaling_notes(results), "scaling")
         update_readme(ROOT / "README.md", photo_table(results), "photos")
+        update_readme(ROOT / "README.md", parity_table(results), "parity")
         update_readme(ROOT / "README.md", serving_table(results), "serving")
         update_readme(ROOT / "README.md", journal_table(results), "journal")
         return
@@ -187,6 +191,11 @@ def main() -> None:
         )
         print("photos: 6,000 photos as taken, fashion-infer vs decode-only ...", flush=True)
         results["photos"]["speed"] = photo_speed.run(data.test_images.numpy(), args.quick)
+    if "parity" in args.only:
+        print("parity: the photo models in Python, Node, Chromium, onnx.reference ...", flush=True)
+        results["parity"] = photo_parity.run(
+            data.test_images.numpy(), data.test_labels.numpy(), args.quick
+        )
     if "serving" in args.only:
         print("serving: fashion-serve vs a Starlette route, wrk at 64 connections ...", flush=True)
         if args.quick and shutil.which("wrk") is None:
@@ -217,6 +226,7 @@ def main() -> None:
         update_readme(ROOT / "README.md", card, "models")
         update_readme(ROOT / "README.md", scaling_notes(results), "scaling")
         update_readme(ROOT / "README.md", photo_table(results), "photos")
+        update_readme(ROOT / "README.md", parity_table(results), "parity")
         update_readme(ROOT / "README.md", serving_table(results), "serving")
     if not args.quick and "journal" in results:
         update_readme(ROOT / "README.md", journal_table(results), "journal")

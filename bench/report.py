@@ -295,6 +295,34 @@ def photo_table(r: dict) -> str:
     return text
 
 
+def parity_table(r: dict) -> str:
+    """The photo models in every runtime against fashion-infer (#33)."""
+    if "parity" not in r:
+        return ""
+    x = r["parity"]
+    lines = [
+        "| runtime | model | photos | top-1 as fashion-infer (target >= 99.5%) | accuracy | "
+        "PNG prepared within 1 level | JPEG prepared: within 1 level, mean \\|Δ\\| |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for model, entry in x["runtimes"].items():
+        for runtime, f in entry.items():
+            if not isinstance(f, dict):
+                continue
+            lines.append(
+                f"| {runtime} | {model.upper()} | {f['photos']:,} | {100 * f['top1_agreement']:.2f}% "
+                f"| {100 * f['accuracy']:.1f}% (fashion-infer {100 * entry['fashion_infer_accuracy']:.1f}%) "
+                f"| {100 * f['png_prepared_within_1']:.1f}% | {100 * f['jpeg_prepared_within_1']:.1f}%, "
+                f"{f['jpeg_prepared_mean_diff']:.2f} |"
+            )
+    m = machine_of(r, "parity")
+    return "\n".join(lines) + (
+        f"\n\n{x['photos']:,} photo files ({x['jpeg']:,} JPEG): as taken, with margins and "
+        f"stored turned; `onnx.reference` on a sample. Measured by `python -m bench --only "
+        f"parity` ({m['cpu']}, {r['measured']['parity']}).\n"
+    )
+
+
 def _duration(seconds: float) -> str:
     return f"{seconds:,.0f} seconds" if seconds < 120 else f"{seconds / 60:,.0f} minutes"
 
