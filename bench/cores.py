@@ -75,10 +75,10 @@ def cpu_split(cmd: list[str]) -> dict[str, float]:
 def engine_us_per_image(images: np.ndarray) -> float:
     """The fp32 MLP alone, one thread, batches of 512, as each worker runs it."""
     from fashion_onnx.infer.contract import read_model
-    from fashion_onnx.infer.engine import Engine
+    from fashion_onnx.infer.runner import ModelRunner
 
     model, source = read_model("mlp")
-    engine = Engine(model, source, device="cpu", threads=1, batch_size=512)
+    engine = ModelRunner(model, source, device="cpu", threads=1, batch_size=512)
     engine.predict_pixels(images[:1024])
     best = float("inf")
     for _ in range(3):

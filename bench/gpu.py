@@ -100,7 +100,7 @@ def facts() -> dict[str, Any]:
         out["torch_sees_gpu"] = torch.cuda.is_available()
     except ImportError:
         out["torch"] = None
-    session = Classifier(device="auto").engine._session
+    session = Classifier(device="auto").runner._session
     out["auto_session_providers"] = session.get_providers()
     out["auto_session_cuda_options"] = session.get_provider_options().get(CUDA)
     return out
@@ -144,7 +144,7 @@ def parity(images: np.ndarray) -> dict[str, Any]:
     return {
         "images": len(images),
         "provider": gpu_classifier.provider,
-        "cuda_options": gpu_classifier.engine._session.get_provider_options().get(CUDA),
+        "cuda_options": gpu_classifier.runner._session.get_provider_options().get(CUDA),
         "max_abs_probabilities": diff,
         "top1_identical": bool((gpu.argmax(1) == cpu.argmax(1)).all()),
         "target": "max |diff| <= 1e-5 and identical top-1",

@@ -129,7 +129,7 @@ def test_cuda_matches_cpu_on_the_real_test_set(test_set) -> None:
     images, _ = test_set
     gpu = Classifier(device="cuda")  # a DeviceError here says why CUDA is unusable
     assert gpu.provider == CUDA
-    assert gpu.engine._session.get_provider_options()[CUDA]["use_tf32"] == "0"
+    assert gpu.runner._session.get_provider_options()[CUDA]["use_tf32"] == "0"
     assert gpu.batch_size == 4096  # the CUDA default, fed through IO binding
     cpu = Classifier(device="cpu").predict(images).probabilities
     got = gpu.predict(images).probabilities
@@ -180,7 +180,7 @@ def test_the_embedded_cnn_scores_at_least_93_5_on_the_real_test_set(test_set) ->
     cnn = Classifier("cnn", device="cpu")
     accuracy = (cnn.predict(images).labels == labels).mean()
     assert accuracy >= 0.935, accuracy
-    assert "CNN" in cnn.engine._session.get_modelmeta().custom_metadata_map["architecture"]
+    assert "CNN" in cnn.runner._session.get_modelmeta().custom_metadata_map["architecture"]
 
 
 def test_model_names_pick_the_embedded_files() -> None:

@@ -196,7 +196,7 @@ def test_the_api_and_the_cli_take_the_fit(photos, tmp_path: Path) -> None:
 
 def test_the_ray_decoding_step_prepares_the_same_way(photos) -> None:
     """``decode_batch`` (Ray Data's step) is called with the Preparation it is given."""
-    from fashion_onnx.infer.ray_engine import decode_batch
+    from fashion_onnx.ray.data import decode_batch
 
     _, _, margins = photos
     blobs = np.array([p.read_bytes() for p in margins[:6]], dtype=object)

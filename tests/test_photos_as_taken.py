@@ -175,7 +175,7 @@ def test_every_decoder_honours_the_tag(turned_files) -> None:
     """fashion-infer's workers, the server and the Ray steps (decode_chunk, from paths or
     bytes) and Classifier (paths, PIL images) agree on the stored-turned files, and a
     JPEG's turned pixels land within a few levels of the upright file's."""
-    from fashion_onnx.infer.ray_engine import decode_batch
+    from fashion_onnx.ray.data import decode_batch
 
     _, up, turned = turned_files
     via_paths = decode_chunk([str(p) for p in turned], TRIM).images

@@ -26,10 +26,8 @@ LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # Ray advertises and list
 os.environ.update(LOOPBACK)  # read when ray is imported: before the import below
 ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
 
-from fashion_onnx.infer import (
-    Classifier,
-    ray_engine,
-)
+from fashion_onnx.infer import Classifier
+from fashion_onnx.ray import data as ray_data
 from fashion_onnx.infer import cli as infer_cli
 from fashion_onnx.infer.prepare import Preparation
 
@@ -119,7 +117,7 @@ def local_batches(folder: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
 def test_ray_and_local_engines_agree_on_every_file(cluster, folder) -> None:
     local_probs, local_failures = local_batches(folder)
     ray_probs, ray_failures = {}, {}
-    batches = ray_engine.classify_on_ray(
+    batches = ray_data.classify_on_ray(
         [str(folder)], model=None, device="cpu", preparation=Preparation()
     )
     for batch in batches:
@@ -183,7 +181,7 @@ def test_predictions_come_from_actors_on_both_nodes(cluster) -> None:
     _, node_ids = cluster
     images = np.random.default_rng(0).integers(0, 256, (800, 28, 28), dtype=np.uint8)
     ds = ray.data.from_items([{"bytes": png_bytes(x)} for x in images])
-    ds = ray_engine.add_predictions(
+    ds = ray_data.add_predictions(
         ds,
         column="bytes",
         device="cpu",
@@ -203,7 +201,7 @@ def test_predictions_come_from_actors_on_both_nodes(cluster) -> None:
 def test_a_crashed_actor_is_replaced_and_no_row_is_lost(cluster, tmp_path) -> None:
     marker = tmp_path / "crashed"
 
-    class CrashOnce(ray_engine.RayPredictor):  # local: Ray ships it by value
+    class CrashOnce(ray_data.RayPredictor):  # local: Ray ships it by value
         def __call__(self, batch):
             if not marker.exists():
                 marker.touch()
@@ -212,7 +210,7 @@ def test_a_crashed_actor_is_replaced_and_no_row_is_lost(cluster, tmp_path) -> No
 
     images = np.random.default_rng(1).integers(0, 256, (300, 28, 28), dtype=np.uint8)
     ds = ray.data.from_items([{"bytes": png_bytes(x), "i": i} for i, x in enumerate(images)])
-    rows = ray_engine.add_predictions(
+    rows = ray_data.add_predictions(
         ds, column="bytes", device="cpu", batch_size=50, actor=CrashOnce
     ).take_all()
     assert marker.exists(), "an actor did crash"

@@ -234,3 +234,24 @@ def run_reporting_errors(action: Callable[[], T], *, debug: bool = False) -> T:
     except KeyboardInterrupt:
         typer.echo("interrupted; no partial output was left behind", err=True)
         sys.exit(130)
+
+
+@contextlib.contextmanager
+def progress_bar(enabled: bool) -> Iterator[Callable[[int], None]]:
+    """A rich counter on stderr (rich is imported only when shown); yields ``advance(n)``."""
+    if not enabled:
+        yield lambda n: None
+        return
+    from rich.console import Console
+    from rich.progress import MofNCompleteColumn, Progress, SpinnerColumn, TimeElapsedColumn
+
+    bar = Progress(
+        SpinnerColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task = bar.add_task("classifying", total=None)
+    with bar:
+        yield lambda n: bar.advance(task, n)

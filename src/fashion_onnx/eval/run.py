@@ -34,7 +34,7 @@ from fashion_onnx.eval.measures import (
 )
 from fashion_onnx.infer.classifier import Classifier
 from fashion_onnx.infer.contract import EMBEDDED, default_model_path
-from fashion_onnx.infer.engine import Engine
+from fashion_onnx.infer.runner import ModelRunner
 
 PRECISIONS = ("int8", "fp16")
 LATENCY_RUNS = 300  # batch-1 calls timed for p50/p99
@@ -141,27 +141,27 @@ def speed(model_bytes: bytes, source: str, device: str, images: np.ndarray) -> S
     Raises:
         DeviceError: the device is not usable.
     """
-    engine = Engine(model_bytes, source, device=device, batch_size=THROUGHPUT_BATCH)
+    runner = ModelRunner(model_bytes, source, device=device, batch_size=THROUGHPUT_BATCH)
     one = images[:1]
     for _ in range(20):
-        engine.predict_pixels(one)
+        runner.predict_pixels(one)
     times = []
     for n in range(LATENCY_RUNS):
         x = images[n % len(images) : n % len(images) + 1]
         start = time.perf_counter()
-        engine.predict_pixels(x)
+        runner.predict_pixels(x)
         times.append(time.perf_counter() - start)
     batch = np.resize(images, (THROUGHPUT_BATCH, *images.shape[1:]))
-    engine.predict_pixels(batch)
+    runner.predict_pixels(batch)
     rates = []
     for _ in range(5):
         start = time.perf_counter()
-        engine.predict_pixels(batch)
+        runner.predict_pixels(batch)
         rates.append(THROUGHPUT_BATCH / (time.perf_counter() - start))
     ms = np.array(times) * 1000
     return Speed(
         device,
-        engine.provider,
+        runner.provider,
         float(np.percentile(ms, 50)),
         float(np.percentile(ms, 99)),
         statistics.median(rates),
@@ -179,7 +179,7 @@ def ood(
     if in_logits is None:
         return None
     images = test_images if test_images is not None else np.zeros((0, 28, 28), np.uint8)
-    meta = clf.engine.contract.ood_threshold
+    meta = clf.runner.contract.ood_threshold
     in_scores = {k: ood_score(k, in_logits, in_probs) for k in OOD_SCORES}
     thresholds = {k: threshold_keeping(in_scores[k], DEFAULT_KEEP) for k in OOD_SCORES}
     source = f"measured here to keep {DEFAULT_KEEP:.0%} of the data"
@@ -256,7 +256,7 @@ def evaluate(
         ece_bins=len(after.counts),
         ece_probabilities=before.ece,
         ece_calibrated=after.ece,
-        temperature=clf.engine.contract.temperature,
+        temperature=clf.runner.contract.temperature,
         reliability={"probabilities": _bins(before), "calibrated": _bins(after)},
         variants=variants(path, data, top1) if path.is_file() else [],
         speed=speeds,

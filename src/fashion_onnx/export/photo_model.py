@@ -85,6 +85,9 @@ def build(plain: onnx.ModelProto) -> onnx.ModelProto:
         node.output[:] = [renames.get(o, o) for o in node.output]
     for output in joined.graph.output:
         output.name = renames.get(output.name, output.name)
+    opsets = {o.domain: o.version for o in joined.opset_import}  # merge_models repeats them
+    del joined.opset_import[:]
+    joined.opset_import.extend(helper.make_opsetid(d, v) for d, v in opsets.items())
     del joined.metadata_props[:]
     props = {p.key: p.value for p in plain.metadata_props}
     props.update(

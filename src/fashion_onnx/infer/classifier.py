@@ -14,7 +14,6 @@ from fashion_onnx.constants import IMAGE_SIZE
 from fashion_onnx.errors import ImageError, InvalidArgumentError, ModelError
 from fashion_onnx.infer.abstain import UNKNOWN_LABEL, Abstain, energy
 from fashion_onnx.infer.contract import read_model
-from fashion_onnx.infer.engine import Engine
 from fashion_onnx.infer.files import FileBatch, classify_files
 from fashion_onnx.infer.images import load_image, to_model_image
 from fashion_onnx.infer.prepare import (
@@ -25,6 +24,7 @@ from fashion_onnx.infer.prepare import (
     check_invert,
     should_invert,
 )
+from fashion_onnx.infer.runner import ModelRunner
 
 ImageLike = str | os.PathLike[str] | Image.Image
 
@@ -136,7 +136,7 @@ class Classifier:
     ) -> None:
         self.preparation = Preparation(check_invert(invert), check_fit(fit))
         model_bytes, source = read_model(model)
-        self.engine = Engine(
+        self.runner = ModelRunner(
             model_bytes,
             source,
             device=device,
@@ -144,43 +144,43 @@ class Classifier:
             threads=threads,
             spinning=spinning,
         )
-        for message in self.engine.contract.warnings:
+        for message in self.runner.contract.warnings:
             warnings.warn(f"{source}: {message}", stacklevel=2)
 
     @property
     def provider(self) -> str:
         """The execution provider the session really runs on, e.g. CPUExecutionProvider."""
-        return self.engine.provider
+        return self.runner.provider
 
     @property
     def class_names(self) -> tuple[str, ...]:
-        return self.engine.class_names
+        return self.runner.class_names
 
     @property
     def batch_size(self) -> int:
-        return self.engine.batch_size
+        return self.runner.batch_size
 
     @property
     def model_bytes(self) -> bytes:
-        return self.engine.model_bytes
+        return self.runner.model_bytes
 
     @property
     def source(self) -> str:
-        return self.engine.source
+        return self.runner.source
 
     def predict_pixels(self, images: np.ndarray) -> np.ndarray:
         """The engine alone, on checked images: (n, 28, 28) uint8, or floats in [0, 1], light
         garment on dark (already inverted where needed) -> probabilities (n, 10) float32."""
-        return self.engine.predict_pixels(images)
+        return self.runner.predict_pixels(images)
 
     def _predictions(self, batches: list[np.ndarray]) -> Predictions:
         """Run the engine on prepared batches; keep the logits when the model has them."""
-        contract = self.engine.contract
+        contract = self.runner.contract
         empty = np.empty((0, len(self.class_names)), np.float32)
         if contract.logits_name is None:
             probs = [self.predict_pixels(b) for b in batches]
             return Predictions(np.concatenate(probs) if probs else empty, self.class_names)
-        pairs = [self.engine.predict_with_logits(b) for b in batches]
+        pairs = [self.runner.predict_with_logits(b) for b in batches]
         return Predictions(
             np.concatenate([p for p, _ in pairs]) if pairs else empty,
             self.class_names,

@@ -1,12 +1,12 @@
 """Classify many files and arrays: chunks handed to worker processes, results in order.
 
-``run_job`` is the one engine behind ``fashion-infer`` and ``classify_files``: it hands
+``run_job`` is the local scheduler behind ``fashion-infer`` and ``classify_files``: it hands
 out chunks (``sources``), at most a few per worker in flight, and yields each finished
 chunk (``work.Done``) in input order. The workers do every per-image step (``work``);
 this process only moves chunks, so it is no bottleneck however many cores there are.
 Memory stays flat however many files there are.
 
-On the CPU each worker runs its own single-threaded engine. On CUDA the workers decode and
+On the CPU each worker runs its own single-threaded runner. On CUDA the workers decode and
 the one GPU session runs here.
 """
 
@@ -22,9 +22,9 @@ from typing import Protocol
 import numpy as np
 
 from fashion_onnx.infer.decode import Failure
-from fashion_onnx.infer.engine import Engine
 from fashion_onnx.infer.pool import OrderedPool, WorkerDied
 from fashion_onnx.infer.prepare import Preparation
+from fashion_onnx.infer.runner import ModelRunner
 from fashion_onnx.infer.runtime import CPU
 from fashion_onnx.infer.sources import Chunk, PathChunk, chunk_key, chunks, size_of
 from fashion_onnx.infer.work import Counts, Decoded, Done, Job, decode, finish
@@ -58,21 +58,21 @@ def default_workers() -> int:
 # -- worker processes ---------------------------------------------------------------
 
 _job: Job | None = None  # the run's settings, set in each worker by _start_worker
-_engine: Engine | None = None  # the worker's own engine (CPU runs only)
+_runner: ModelRunner | None = None  # the worker's own runner (CPU runs only)
 
 
 def _start_worker(job: Job, model: tuple[bytes, str, int] | None) -> None:
-    global _job, _engine
+    global _job, _runner
     warnings.simplefilter("ignore")  # the parent has shown the model's warnings already
     _job = job
     if model is not None:
         model_bytes, source, batch_size = model
-        _engine = Engine(model_bytes, source, device="cpu", batch_size=batch_size, threads=1)
+        _runner = ModelRunner(model_bytes, source, device="cpu", batch_size=batch_size, threads=1)
 
 
 def _finish_in_worker(chunk: Chunk) -> Done:
-    assert _job is not None and _engine is not None, "the pool's initializer set them"
-    return finish(_job, _engine, decode(chunk, _job))
+    assert _job is not None and _runner is not None, "the pool's initializer set them"
+    return finish(_job, _runner, decode(chunk, _job))
 
 
 def _decode_in_worker(chunk: Chunk) -> Decoded:
@@ -96,14 +96,14 @@ def _lost(died: WorkerDied) -> Done:
 
 
 def run_job(
-    job: Job, tasks: Iterable[Chunk], engine: Engine, workers: int | None = None
+    job: Job, tasks: Iterable[Chunk], runner: ModelRunner, workers: int | None = None
 ) -> Iterator[Done]:
     """Finish every chunk of ``tasks`` with ``job``; yield them in order.
 
     Args:
         job: the preparation, and how to render and judge rows (or not).
         tasks: the chunks (``sources.chunks``), consumed lazily.
-        engine: the model; the workers make their own copies of a CPU engine, a CUDA one
+        runner: the model; the workers make their own copies of a CPU runner, a CUDA one
             runs here.
         workers: processes; None uses every CPU this process may use, 1 works here.
             Fewer than 256 images are always done here.
@@ -118,10 +118,10 @@ def run_job(
     remaining = itertools.chain(head, stream)
     if workers <= 1 or sum(map(size_of, head)) < PARALLEL_MIN_FILES:
         for chunk in remaining:
-            yield finish(job, engine, decode(chunk, job))
+            yield finish(job, runner, decode(chunk, job))
         return
-    if engine.provider == CPU:
-        model = (engine.model_bytes, engine.source, engine.batch_size)
+    if runner.provider == CPU:
+        model = (runner.model_bytes, runner.source, runner.batch_size)
         with OrderedPool(workers, _finish_in_worker, _start_worker, (job, model)) as pool:
             yield from pool.map(remaining, IN_FLIGHT_PER_WORKER, _lost)
     else:  # one GPU session, here; the workers decode
@@ -130,13 +130,13 @@ def run_job(
         )
         with decoders:
             for decoded in decoders.map(remaining, IN_FLIGHT_PER_WORKER, _lost):
-                yield decoded if isinstance(decoded, Done) else finish(job, engine, decoded)
+                yield decoded if isinstance(decoded, Done) else finish(job, runner, decoded)
 
 
 class Model(Protocol):
     """What ``classify_files`` needs of a ``Classifier``."""
 
-    engine: Engine
+    runner: ModelRunner
     preparation: Preparation
 
 
@@ -167,7 +167,7 @@ def classify_files(
             when the iteration reaches it).
     """
     job = Job(classifier.preparation)
-    none = np.empty((0, len(classifier.engine.class_names)), np.float32)
-    for done in run_job(job, chunks(inputs), classifier.engine, workers):
+    none = np.empty((0, len(classifier.runner.class_names)), np.float32)
+    for done in run_job(job, chunks(inputs), classifier.runner, workers):
         probabilities = none if done.probabilities is None else done.probabilities  # lost
         yield FileBatch(done.names, probabilities, done.failures)

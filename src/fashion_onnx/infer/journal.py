@@ -145,6 +145,8 @@ class Journal:
     an error) makes sure everything finished is on disk.
     """
 
+    resumable = True  # what an interrupted run leaves, --resume finishes
+
     def __init__(self, output: str, fingerprint: dict[str, object], records: list[Record]):
         self.output = output
         self.folder = partial_path(output)
@@ -316,7 +318,7 @@ class Journal:
             start += record.inputs
         return start
 
-    def commit(self, counts: Counts, key: ChunkKey) -> None:
+    def commit(self, counts: Counts, key: ChunkKey | None) -> None:
         """Record the next chunk, whose text (a row per image classified) the writer has
         just written: its counts and ``key`` (``sources.chunk_key``); sync when the last
         sync is ``SYNC_SECONDS`` old.
@@ -329,6 +331,7 @@ class Journal:
             end = os.lseek(self.stream.fileno(), 0, os.SEEK_CUR)
         except OSError as exc:
             raise self.failed(exc) from None
+        assert key is not None, "a journaled run's chunks are keyed"
         c = (counts.classified, counts.failed, counts.listed, counts.judged, counts.right)
         inputs, digest = key
         self._pending.append(Record(inputs, digest, end, counts.classified, c))

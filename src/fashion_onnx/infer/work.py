@@ -1,5 +1,5 @@
 """What happens to one chunk, end to end, where the chunk is: read and decode (or slice an
-array), prepare, run the engine, render the rows, judge them against ``--labels``.
+array), prepare, run the runner, render the rows, judge them against ``--labels``.
 
 The scheduler (``files``) only hands chunks out and gathers ``Done``s in order: nothing per
 image crosses a process boundary but the chunk's paths going out and, coming back, its
@@ -8,43 +8,17 @@ rendered text (the command line) or its probabilities (the Python API).
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from fashion_onnx.infer.abstain import energy
 from fashion_onnx.infer.decode import Failure, decode_chunk
-from fashion_onnx.infer.engine import Engine
+from fashion_onnx.infer.labels import Truth
 from fashion_onnx.infer.output import RowFormat
 from fashion_onnx.infer.prepare import Preparation, light_borders
+from fashion_onnx.infer.runner import ModelRunner
 from fashion_onnx.infer.sources import Chunk, ChunkKey, PathChunk, chunk_key
-
-
-@dataclass(frozen=True)
-class Truth:
-    """``--labels``: true classes by resolved path (a CSV), or by position among the run's
-    array images (an IDX label file or a ``.npy``), as class names (None: a name that is no
-    class, not counted)."""
-
-    by_path: dict[str, str | None] = field(default_factory=dict)
-    by_index: tuple[str, ...] = ()
-
-    def for_paths(self, paths: Sequence[str]) -> list[str | None]:
-        if not self.by_path:
-            return [None] * len(paths)
-        return [self.by_path.get(os.path.realpath(p)) for p in paths]
-
-    def listed(self, paths: Sequence[str]) -> int:
-        """How many of ``paths`` the CSV lists (judged or not)."""
-        if not self.by_path:
-            return 0
-        return sum(os.path.realpath(p) in self.by_path for p in paths)
-
-    def for_array(self, base: int, count: int) -> list[str | None]:
-        known = self.by_index[base : base + count]
-        return [*known, *[None] * (count - len(known))]
 
 
 @dataclass
@@ -79,7 +53,7 @@ class Job:
 
 @dataclass(frozen=True)
 class Decoded:
-    """A chunk decoded and prepared, before the engine."""
+    """A chunk decoded and prepared, before the runner."""
 
     names: list[str]  # the images that decoded, in order
     images: np.ndarray  # (len(names), 28, 28)
@@ -119,20 +93,20 @@ def decode(chunk: Chunk, job: Job) -> Decoded:
     return Decoded(chunk.names(), images, [], chunk.base, key)
 
 
-def finish(job: Job, engine: Engine, decoded: Decoded) -> Done:
-    """Run the engine on a decoded chunk; render and judge its rows if the job says so."""
+def finish(job: Job, runner: ModelRunner, decoded: Decoded) -> Done:
+    """Run the runner on a decoded chunk; render and judge its rows if the job says so."""
     abstain = job.rows.abstain if job.rows is not None else None
     if abstain is not None and abstain.needs_logits:
-        probabilities, logits = engine.predict_with_logits(decoded.images)
+        probabilities, logits = runner.predict_with_logits(decoded.images)
         return conclude(job, decoded, probabilities, energy(logits))
-    return conclude(job, decoded, engine.predict_pixels(decoded.images))
+    return conclude(job, decoded, runner.predict_pixels(decoded.images))
 
 
 def conclude(
     job: Job, decoded: Decoded, probabilities: np.ndarray, ood_scores: np.ndarray | None = None
 ) -> Done:
     """A decoded chunk's probabilities as a finished chunk: its rows rendered and judged
-    if the job says so (the Ray engine's driver calls this on the cluster's results).
+    if the job says so (the Ray runner's driver calls this on the cluster's results).
     ``ood_scores``: the rows' energy, when the job's rows show or threshold it."""
     counts = Counts(classified=len(decoded.names), failed=len(decoded.failures))
     if job.rows is None:

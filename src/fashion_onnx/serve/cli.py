@@ -189,7 +189,7 @@ def serve_command(
         )
         names = ", ".join(name for name, _ in specs)
         if engine == "ray":
-            from fashion_onnx.serve.ray_serve import serve_on_ray
+            from fashion_onnx.ray.serve import serve_on_ray
 
             serve_on_ray(
                 settings,

@@ -8,7 +8,7 @@ inside the actor (never pickled), with as many engine threads as the actor has C
 For users who already run Ray pipelines::
 
     import ray
-    from fashion_onnx.infer.ray_engine import add_predictions
+    from fashion_onnx.ray.data import add_predictions
 
     ds = ray.data.read_binary_files("s3://bucket/shots/", include_paths=True)
     ds = add_predictions(ds, column="bytes")  # + label, class, confidence, probabilities, error
@@ -34,12 +34,12 @@ from fashion_onnx.infer.images import IMAGE_SUFFIXES
 from fashion_onnx.infer.prepare import Fit, Invert, Preparation
 
 # The cluster rules live in ray_cluster (Serve uses them too); re-exported for the CLI.
-from fashion_onnx.infer.ray_cluster import ClusterInfo as ClusterInfo
-from fashion_onnx.infer.ray_cluster import RayClusterError as RayClusterError
-from fashion_onnx.infer.ray_cluster import _quiet_ray_data
-from fashion_onnx.infer.ray_cluster import connect as connect
-from fashion_onnx.infer.ray_cluster import disconnect as disconnect
-from fashion_onnx.infer.ray_cluster import is_uri as is_uri
+from fashion_onnx.ray.cluster import ClusterInfo as ClusterInfo
+from fashion_onnx.ray.cluster import RayClusterError as RayClusterError
+from fashion_onnx.ray.cluster import _quiet_ray_data
+from fashion_onnx.ray.cluster import connect as connect
+from fashion_onnx.ray.cluster import disconnect as disconnect
+from fashion_onnx.ray.cluster import is_uri as is_uri
 
 if TYPE_CHECKING:
     import ray.data

@@ -37,8 +37,8 @@ from fashion_onnx.infer.decode import Failure
 from fashion_onnx.infer.discover import find_images
 from fashion_onnx.infer.journal import JournalRefused, JournalWriteError, what_changed
 from fashion_onnx.infer.prepare import Preparation
-from fashion_onnx.infer.ray_engine import BATCH, RayPredictor, decode_batch
 from fashion_onnx.infer.sources import key_of
+from fashion_onnx.ray.data import BATCH, RayPredictor, decode_batch
 
 if TYPE_CHECKING:
     import pyarrow
@@ -273,7 +273,7 @@ def write_parts_on_ray(
     """
     import ray
 
-    from fashion_onnx.infer.ray_engine import actor_device
+    from fashion_onnx.ray.data import actor_device
 
     destination = open_destination(where, fingerprint, resume)
     parts, problems = plan(inputs)

@@ -15,7 +15,7 @@ from types import FrameType
 from typing import Any
 
 from fashion_onnx.errors import InvalidArgumentError
-from fashion_onnx.infer.ray_cluster import RayClusterError, connect, disconnect
+from fashion_onnx.ray.cluster import RayClusterError, connect, disconnect
 from fashion_onnx.serve.app import ServeSettings, build_app
 
 APP_NAME = "fashion-serve"

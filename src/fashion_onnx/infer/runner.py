@@ -1,4 +1,5 @@
-"""``Engine``: one ONNX Runtime session that turns prepared 28x28 images into probabilities.
+"""``ModelRunner``: the one way a model file is run: an ONNX Runtime session that turns
+prepared 28x28 images into probabilities (and logits), honouring the model's contract.
 
 The part every path shares: ``Classifier`` holds one, and so does each worker process of
 ``classify_files`` and each Ray actor. It knows nothing of files, formats or scheduling.
@@ -14,7 +15,7 @@ from fashion_onnx.infer.contract import ModelContract, check_contract
 from fashion_onnx.infer.runtime import CUDA, create_session
 
 
-class Engine:
+class ModelRunner:
     """A session on ``device`` for the model in ``model_bytes`` (read by ``read_model``).
 
     Args:

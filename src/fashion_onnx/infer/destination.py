@@ -1,0 +1,190 @@
+"""Where a run's rows go, and what happens to them on the way: the one place that decides
+how an output is written.
+
+- no ``-o``: a stream (stdout), written as rows come; while a library that prints (Ray)
+  runs, file descriptor 1 points at stderr and the rows go to a private copy of it;
+- ``-o FILE`` with local inputs: the resume journal (``journal.Journal``), whose rows are
+  renamed onto FILE at the end;
+- ``-o FILE`` with URI inputs (Ray lists them, so no part of the run can be skipped on a
+  resume): one temporary file beside FILE, renamed onto it at the end.
+
+Every destination is used the same way: write into ``stream``, ``commit`` each finished
+chunk, ``publish`` at the end; ``save`` on an interrupt, ``close`` always.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Protocol, TextIO, TypeVar
+
+from fashion_onnx.errors import FashionOnnxError, InvalidArgumentError
+
+if TYPE_CHECKING:
+    from fashion_onnx.infer.sources import ChunkKey
+    from fashion_onnx.infer.work import Counts
+
+T = TypeVar("T")
+
+
+class OutputWriteError(FashionOnnxError, OSError):
+    """Writing the output failed (a full disk, an I/O error)."""
+
+
+class Destination(Protocol):
+    stream: TextIO
+    rows_before: int | None  # rows an earlier run left (a resumed journal), else None
+    saved: Counts  # what earlier runs finished (a resumed journal)
+    resumable: bool  # whether an interrupted run can be finished with --resume
+
+    def track(self, items: Iterable[T], names: Callable[[T], list[str]]) -> Iterator[T]: ...
+
+    def skip(self, names: list[str]) -> int: ...
+
+    def commit(self, counts: Counts, key: ChunkKey | None) -> None: ...
+
+    def failed(self, exc: OSError) -> FashionOnnxError: ...
+
+    def save(self) -> int: ...
+
+    def publish(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _Plain:
+    """What a destination without a journal does at chunk boundaries: nothing."""
+
+    rows_before: int | None = None
+    resumable = False
+
+    def __init__(self) -> None:
+        from fashion_onnx.infer.work import Counts
+
+        self.saved = Counts()
+
+    def track(self, items: Iterable[T], names: Callable[[T], list[str]]) -> Iterator[T]:
+        return iter(items)
+
+    def skip(self, names: list[str]) -> int:
+        return 0
+
+    def commit(self, counts: Counts, key: ChunkKey | None) -> None:
+        pass
+
+    def save(self) -> int:
+        return 0
+
+
+class StreamDestination(_Plain):
+    """Rows to an open stream (stdout); ``guard``: see the module's docstring."""
+
+    def __init__(self, stream: TextIO, *, guard: bool = False) -> None:
+        super().__init__()
+        self._stack = contextlib.ExitStack()
+        self.stream = self._stack.enter_context(_guarded(stream)) if guard else stream
+
+    def failed(self, exc: OSError) -> FashionOnnxError:
+        return OutputWriteError(f"writing the rows: {exc.strerror or exc}")
+
+    def publish(self) -> None:
+        self.stream.flush()
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+class OneGoFile(_Plain):
+    """Rows to a temporary file beside ``output``, renamed onto it when the run ends."""
+
+    def __init__(self, output: str) -> None:
+        super().__init__()
+        from fashion_onnx.fileio import atomic_path
+
+        self.output = output
+        self._stack = contextlib.ExitStack()
+        self._tmp = self._stack.enter_context(atomic_path(output))
+        self.stream: TextIO = self._stack.enter_context(
+            open(self._tmp, "w", encoding="utf-8", newline="")
+        )
+
+    def failed(self, exc: OSError) -> FashionOnnxError:
+        return OutputWriteError(f"writing {self.output}: {exc.strerror or exc}")
+
+    def publish(self) -> None:
+        self.stream.flush()
+        self.stream.close()
+        self._stack.close()  # the rename onto the output
+
+    def close(self) -> None:
+        if not self.stream.closed:  # not published: nothing appears
+            self._stack.__exit__(InvalidArgumentError, InvalidArgumentError("unpublished"), None)
+
+
+@contextlib.contextmanager
+def _guarded(stream: TextIO) -> Iterator[TextIO]:
+    """``stream`` if it is not file descriptor 1; else a private copy of fd 1, with fd 1
+    itself pointed at stderr while inside, so that nothing a library prints there can mix
+    into the rows."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        fd = -1  # not a real file (a test runner captures it): nothing else can write there
+    if fd != 1:
+        yield stream
+        return
+    stream.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with os.fdopen(os.dup(saved), "w", encoding="utf-8", newline="") as rows:
+            yield rows
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def open_destination(
+    output: str | None,
+    fingerprint: Callable[[], dict[str, object]],
+    *,
+    resume: bool,
+    uris: bool,
+    guard_stdout: bool,
+    stream: TextIO | None = None,
+) -> Destination:
+    """The destination of a run's rows: ``stream`` (default stdout) when there is no
+    ``output``, a one-go file for URI inputs, else the resume journal (new, or with
+    ``resume`` the one an earlier run left).
+
+    Raises:
+        JournalRefused: a journal is in the way (``journal.Journal.open``).
+        InvalidArgumentError: ``resume`` with URI inputs.
+    """
+    if output is None:
+        return StreamDestination(stream or sys.stdout, guard=guard_stdout)
+    if uris:
+        if resume:
+            raise InvalidArgumentError("--resume takes local paths on --engine ray, not URIs")
+        return OneGoFile(output)
+    from fashion_onnx.infer.journal import Journal
+
+    return Journal.open(output, fingerprint(), resume=resume)
+
+
+def check_destination(
+    output: str | None, fingerprint: Callable[[], dict[str, object]], *, resume: bool, uris: bool
+) -> None:
+    """Refuse now what ``open_destination`` would refuse, writing nothing (a run on a
+    cluster says so before it waits for the connection)."""
+    if output is None:
+        return
+    if uris:
+        if resume:
+            raise InvalidArgumentError("--resume takes local paths on --engine ray, not URIs")
+        return
+    from fashion_onnx.infer.journal import Journal
+
+    Journal.check(output, fingerprint(), resume=resume)
