@@ -53,9 +53,9 @@ def markdown(r: dict) -> str:
         lines.append(
             f"| 0 | CPU per image at {c['split_images']:,} PNGs | main process "
             f"{c['main_us_per_image']:.2f} us; workers {c['workers_us_per_image']:.1f} us, of which "
-            f"the engine {c['engine_us_per_image']:.1f} us and the rest "
+            f"the model runner {c['engine_us_per_image']:.1f} us and the rest "
             f"{c['workers_but_engine_us_per_image']:.1f} us | /proc of the main process; the "
-            f"engine alone, one thread | Amdahl cap {c['amdahl_worker_cores']:.0f} worker cores "
+            f"model runner alone, one thread | Amdahl cap {c['amdahl_worker_cores']:.0f} worker cores "
             f"| main <= 2 us; the rest <= 12 us (set on an AMD EPYC) "
             f"| {_yes(c['main_us_per_image'] <= 2)}; {_yes(c['workers_but_engine_us_per_image'] <= 12)} |"
         )
@@ -89,7 +89,7 @@ def markdown(r: dict) -> str:
         e = r["engine"]
         for row in e["rows"]:
             lines.append(
-                f"| 2 | engine batch {row['batch']}: fp32 / int8 / fp16 img/s "
+                f"| 2 | model runner, batch {row['batch']}: fp32 / int8 / fp16 img/s "
                 f"| {row['fp32']:,.0f} / {row['int8']:,.0f} / {row['fp16']:,.0f} "
                 f"| torch {row['torch']:,.0f}; roofline {e['roofline_images_per_s']:,.0f} "
                 f"({e['sgemm_gflops']:.0f} GFLOP/s) "
@@ -106,7 +106,7 @@ def markdown(r: dict) -> str:
     if "engine_cnn" in r:
         for row in r["engine_cnn"]["rows"]:
             lines.append(
-                f"| 2 | CNN engine batch {row['batch']}: fp32 / int8 / fp16 img/s "
+                f"| 2 | CNN model runner, batch {row['batch']}: fp32 / int8 / fp16 img/s "
                 f"| {row['fp32']:,.0f} / {row['int8']:,.0f} / {row['fp16']:,.0f} "
                 f"| torch {row['torch']:,.0f} "
                 f"| fp32 {row['fp32_vs_torch']:.2f}x torch; int8 {row['int8_vs_fp32']:.2f}x fp32 "
@@ -191,7 +191,7 @@ def model_comparison(r: dict) -> str:
         "cnn": r["end_to_end"]["images_per_s"]["ours_cnn"],
     }
     lines = [
-        "| model | test accuracy | samples/ (20 files) | size | engine img/s, batch 1 / 1,024 (fp32) | fashion-infer on 10,000 PNGs |",
+        "| model | test accuracy | samples/ (20 files) | size | model runner img/s, batch 1 / 1,024 (fp32) | fashion-infer on 10,000 PNGs |",
         "|---|---|---|---|---|---|",
     ]
     for name, m in r["models"].items():
@@ -342,7 +342,7 @@ def scaling_notes(r: dict) -> str:
     if "engine_cnn" in r:
         mlp = {row["batch"]: row["fp32"] for row in r["engine"]["rows"]}[1024]
         cnn = {row["batch"]: row["fp32"] for row in r["engine_cnn"]["rows"]}[1024]
-        cnn_cost = f", whose engine is {mlp / cnn:.0f}x slower than the MLP's here,"
+        cnn_cost = f", whose model runs {mlp / cnn:.0f}x slower than the MLP here,"
     return (
         f"Measured here ({r['machine']['cpu']}, {cores} CPUs; `make bench`, rows 3 and 6 of "
         f"Performance): a local Ray starts in {x['ray_startup_seconds']:.1f} s; after that, "
@@ -355,7 +355,7 @@ def scaling_notes(r: dict) -> str:
         "start-up). A 32-core node then does about "
         f"{32 * per_core:,.0f} img/s, and ten of them classify 100 million images in about "
         f"{_duration(hundred_m)}, if storage keeps up. A GPU adds little for the MLP: on "
-        "an H100 its engine takes 1.2-1.7 million img/s from host memory (On a GPU, below), "
+        "an H100 its model runner takes 1.2-1.7 million img/s from host memory (On a GPU, below), "
         f"hundreds of cores' worth of decoding; for the CNN{cnn_cost} GPU actors pay off "
         "sooner.\n"
     )
@@ -373,7 +373,7 @@ def serving_table(r: dict) -> str:
         "",
         "| model | request | fashion-serve | baseline (Starlette, session.run per request) "
         "| throughput (target >= 1.5x) | p99 (target <= 50 ms) | failed (target 0) "
-        "| RSS growth 10th-30th s (target <= 20 MB) | mean engine batch | met |",
+        "| RSS growth 10th-30th s (target <= 20 MB) | mean runner batch | met |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, row in x["runs"].items():

@@ -120,6 +120,32 @@ def test_a_contract_keeping_model_classifies_like_the_embedded_one(
     assert (got.argmax(1) == labels[: len(got)]).mean() > 0.89
 
 
+def fixed_batch_model(folder: Path) -> Path:
+    """The embedded MLP with its batch axis fixed at 1 (as a batch-1 export gives)."""
+    proto = _embedded()
+    proto.graph.input[0].type.tensor_type.shape.dim[0].Clear()
+    proto.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1
+    return _save(proto, folder / "batch1.onnx")
+
+
+def test_fashion_infer_runs_a_fixed_batch_model_in_its_workers(test_set, tmp_path) -> None:
+    """300 files: worker processes, each with its own runner, fed one image a call."""
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(300):
+        Image.fromarray(test_set[0][i], mode="L").save(images / f"{i:03d}.png")
+    model = fixed_batch_model(tmp_path)
+    rows = {}
+    for which in (model, default_model_path()):
+        result = runner.invoke(
+            infer_cli.app,
+            [str(images), "--model", str(which), "--format", "csv", "--workers", "2"],
+        )
+        assert result.exit_code == 0, result.output
+        rows[which] = result.stdout
+    assert rows[model] == rows[default_model_path()]
+
+
 def test_the_cli_reads_the_light_model_through_its_metadata(models, test_set, tmp_path) -> None:
     for i in range(40):
         Image.fromarray(test_set[0][i], mode="L").save(tmp_path / f"{i:02d}.png")

@@ -261,6 +261,29 @@ def test_s3_inputs_and_a_parquet_dataset_written_back(cluster, s3, test_set, fol
     )
 
 
+def test_s3_inputs_to_a_local_csv_file_in_one_go(cluster, s3, test_set, tmp_path) -> None:
+    """URI inputs with -o FILE (no --resume): the rows written in one go, atomically; this
+    was refused after connecting ("--resume takes local paths...") before the job moved to
+    the library (#31)."""
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=s3["AWS_ENDPOINT_URL"])
+    client.create_bucket(Bucket="onego")
+    for i in range(12):
+        client.put_object(Bucket="onego", Key=f"in/{i:02d}.png", Body=png_bytes(test_set[0][i]))
+    out = tmp_path / "rows.csv"
+    result = runner.invoke(infer_cli.app, ["s3://onego/in/", "--engine", "ray", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    lines = out.read_text().splitlines()
+    assert lines[0] == "path,label,class,confidence"
+    want = Classifier(device="cpu").predict(test_set[0][:12]).labels.tolist()
+    assert [line.split(",")[0] for line in lines[1:]] == [
+        f"s3://onego/in/{i:02d}.png" for i in range(12)
+    ]
+    assert [int(line.split(",")[1]) for line in lines[1:]] == want
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.csv"]  # no journal, no temp
+
+
 def test_a_parquet_dataset_in_a_local_directory(cluster, folder, tmp_path) -> None:
     import pyarrow.parquet as pq
 
@@ -431,3 +454,19 @@ def test_a_token_cluster_needs_ray_auth_mode_and_works_with_it(head, folder) -> 
     want = [(Path(p).name, int(v.argmax())) for p, v in local.items()]
     assert [(Path(r["path"]).name, r["label"]) for r in rows] == want  # in input order
     assert f"on the Ray cluster at {address} (1 node(s), 2 CPU(s)" in accepted.stderr
+
+
+def test_a_fixed_batch_model_runs_in_the_ray_actors(cluster, folder, tmp_path) -> None:
+    """A model whose batch axis is fixed at 1 classifies on Ray as on this machine."""
+    from tests.test_contract import fixed_batch_model
+
+    model = fixed_batch_model(tmp_path)
+    rows = {}
+    for engine in ("ray", "local"):
+        result = runner.invoke(
+            infer_cli.app,
+            [str(folder), "--engine", engine, "--model", str(model), "--format", "csv"],
+        )
+        assert result.exit_code == 1, result.output  # the folder holds bad files
+        rows[engine] = sorted(result.stdout.splitlines())
+    assert rows["ray"] == rows["local"]

@@ -12,6 +12,7 @@ from typing import TextIO
 import numpy as np
 
 from fashion_onnx.infer.abstain import UNKNOWN_CLASS, UNKNOWN_LABEL, Abstain
+from fashion_onnx.infer.rows import row_values
 
 FORMATS: tuple[str, ...] = ("table", "csv", "json", "jsonl")
 # The format an output file's suffix (any case) stands for; other suffixes say nothing.
@@ -104,18 +105,12 @@ class RowFormat:
         path, the energy (needed when ``abstain`` shows or thresholds it)."""
         if not len(paths):
             return ""
-        abstained: list[bool] = [False] * len(paths)
-        scores: list[float] = []
-        if self.abstain is not None:
-            abstained = self.abstain.unknown(probabilities, ood_scores).tolist()
-            if self._score and ood_scores is not None:
-                scores = ood_scores.tolist()
+        values = row_values(probabilities, self.class_names, self.top_k, self.abstain, ood_scores)
+        abstained: list[bool] = values.unknown.tolist()
+        scores: list[float] = values.ood_scores.tolist() if values.ood_scores is not None else []
         k = self.top_k
-        if k == 1:
-            order = probabilities.argmax(axis=1)[:, None]
-        else:
-            order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
-        top_p = np.take_along_axis(probabilities, order, axis=1).tolist()
+        order = values.top_labels
+        top_p = values.top_probabilities.tolist()
         top_i = order.tolist()
         names = self.class_names
         if self.fmt == "csv":

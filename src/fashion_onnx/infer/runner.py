@@ -11,7 +11,7 @@ import numpy as np
 
 from fashion_onnx.constants import DEFAULT_BATCH_CPU, DEFAULT_BATCH_CUDA
 from fashion_onnx.errors import InvalidArgumentError, ModelError
-from fashion_onnx.infer.contract import ModelContract, check_contract
+from fashion_onnx.infer.contract import PROBABILITIES, ModelContract, check_contract
 from fashion_onnx.infer.runtime import CUDA, create_session
 
 
@@ -74,19 +74,50 @@ class ModelRunner:
         names = [self.contract.output_name]
         if with_logits and self.contract.logits_name != self.contract.output_name:
             names.append(self._logits_name())
-        if self._binding is None:
-            outs = self._session.run(names, {self.contract.input_name: x})
-        else:
-            self._binding.clear_binding_outputs()
-            self._binding.bind_cpu_input(self.contract.input_name, x)
-            for name in names:
-                self._binding.bind_output(name, "cuda")
-            self._session.run_with_iobinding(self._binding)
-            outs = self._binding.copy_outputs_to_cpu()
+        outs = self._feed(names, x)
         probabilities = self.contract.probabilities(outs[0][:n])
         if not with_logits:
             return [probabilities]
         return [probabilities, outs[-1][:n].astype(np.float32, copy=False)]
+
+    def outputs(self) -> tuple[str, ...]:
+        """The names ``run_outputs`` gives: the session's outputs, and "probabilities"
+        when the file has no output of that name (a model that returns logits only)."""
+        names = tuple(o.name for o in self._session.get_outputs())
+        return names if PROBABILITIES in names else (*names, PROBABILITIES)
+
+    def run_outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """float32 model input rows (n, 1, 28, 28), already scaled (``contract.model_input``)
+        -> {output name: (n, ...)} for every output (``outputs``), in batches the model
+        accepts: a model whose batch axis is fixed is fed padded batches of that size."""
+        names = [o.name for o in self._session.get_outputs()]
+        step = self.contract.fixed_batch or max(len(x), 1)
+        parts: list[list[np.ndarray]] = []
+        for start in range(0, len(x), step):
+            chunk = x[start : start + step]
+            n = len(chunk)
+            if self.contract.fixed_batch is not None and n < self.contract.fixed_batch:
+                pad = np.zeros((self.contract.fixed_batch - n, *chunk.shape[1:]), chunk.dtype)
+                chunk = np.concatenate([chunk, pad])
+            parts.append([v[:n] for v in self._feed(names, chunk)])
+        out = {
+            name: np.concatenate([p[i] for p in parts]) if parts else np.empty((0,), np.float32)
+            for i, name in enumerate(names)
+        }
+        if PROBABILITIES not in out:
+            out[PROBABILITIES] = self.contract.probabilities(out[self.contract.output_name])
+        return out
+
+    def _feed(self, names: list[str], x: np.ndarray) -> list[np.ndarray]:
+        """One session call (through IO binding on CUDA)."""
+        if self._binding is None:
+            return list(self._session.run(names, {self.contract.input_name: x}))
+        self._binding.clear_binding_outputs()
+        self._binding.bind_cpu_input(self.contract.input_name, x)
+        for name in names:
+            self._binding.bind_output(name, "cuda")
+        self._session.run_with_iobinding(self._binding)
+        return list(self._binding.copy_outputs_to_cpu())
 
     def _logits_name(self) -> str:
         if self.contract.logits_name is None:

@@ -32,6 +32,7 @@ from fashion_onnx.infer.discover import find_images
 from fashion_onnx.infer.files import FileBatch
 from fashion_onnx.infer.images import IMAGE_SUFFIXES
 from fashion_onnx.infer.prepare import Fit, Invert, Preparation
+from fashion_onnx.infer.rows import row_values
 
 # The cluster rules live in ray_cluster (Serve uses them too); re-exported for the CLI.
 from fashion_onnx.ray.cluster import ClusterInfo as ClusterInfo
@@ -102,14 +103,15 @@ class RayPredictor:
         ok = batch["error"] == ""
         probs = np.zeros((len(ok), NUM_CLASSES), dtype=np.float32)
         probs[ok] = self.classifier.predict_pixels(batch["image"][ok])
-        labels = np.where(ok, probs.argmax(1), -1)
-        names = np.array(self.classifier.class_names + ("",), dtype=object)
-        out.update(
-            label=labels,
-            confidence=np.where(ok, probs.max(1), np.float32(0)).astype(np.float32),
-            probabilities=probs,
-        )
-        out["class"] = names[labels]  # label -1 picks the trailing ""
+        rows = row_values(probs[ok], self.classifier.class_names)
+        labels = np.full(len(ok), -1, np.int64)  # a failed file: label -1, class ""
+        labels[ok] = rows.labels
+        confidence = np.zeros(len(ok), np.float32)
+        confidence[ok] = rows.confidences
+        classes = np.full(len(ok), "", dtype=object)
+        classes[ok] = rows.classes()
+        out.update(label=labels, confidence=confidence, probabilities=probs)
+        out["class"] = classes
         if self.node_column is not None:
             import ray
 

@@ -24,6 +24,7 @@ import numpy as np
 from fashion_onnx import __version__
 from fashion_onnx.errors import FashionOnnxError
 from fashion_onnx.infer.prepare import Preparation
+from fashion_onnx.infer.rows import row_values
 from fashion_onnx.serve.batching import Batcher
 from fashion_onnx.serve.metrics import Metrics
 from fashion_onnx.serve.model import IMAGE_INPUT, INPUT_SHAPE, ServedModel
@@ -466,27 +467,27 @@ class App:
         if len(images):
             out = await self.batcher(served.name).submit(served.model_input(images))
             probabilities = served.reported(out)  # calibrated, as fashion-infer reports
-        names = served.contract.class_names
+        rows = row_values(probabilities, served.contract.class_names, top_k)
+        labels, confidences, classes = rows.labels.tolist(), rows.confidences, rows.classes()
+        top = rows.top_k()
         row = 0
         for upload, error in zip(files, errors, strict=True):
             if error is not None:
                 results.append({"file": upload.filename, "error": error})
                 continue
-            p = probabilities[row]
-            row += 1
-            order = np.argsort(-p, kind="stable")[:top_k]
             results.append(
                 {
                     "file": upload.filename,
-                    "label": int(order[0]),
-                    "class": names[order[0]],
-                    "confidence": float(p[order[0]]),
+                    "label": labels[row],
+                    "class": classes[row],
+                    "confidence": float(confidences[row]),
                     "top_k": [
-                        {"label": int(i), "class": names[i], "probability": float(p[i])}
-                        for i in order
+                        {"label": i, "class": name, "probability": float(q)}
+                        for i, name, q in top[row]
                     ],
                 }
             )
+            row += 1
         answer: dict[str, Any] = {"model": served.name, "results": results}
         if row == 0:
             answer = {"error": "none of the files could be read", **answer}

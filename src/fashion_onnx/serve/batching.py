@@ -1,9 +1,9 @@
-"""Dynamic batching: requests that arrive together share one engine call.
+"""Dynamic batching: requests that arrive together share one model run.
 
 Each request puts its rows on a queue and waits. One collector gathers queued requests
 into a batch of at most ``max_batch`` rows, waiting at most ``max_delay_s`` after the first
-for more, and hands the batch to the engine on a worker thread, so the event loop keeps
-accepting and parsing requests while the engine computes. While ``engines`` batches are
+for more, and hands the batch to the runner on a worker thread, so the event loop keeps
+accepting and parsing requests while the model computes. While ``runners`` batches are
 running, the next batch keeps growing: under load, batches grow by themselves.
 """
 
@@ -17,17 +17,17 @@ import numpy as np
 
 from fashion_onnx.errors import InvalidArgumentError
 
-Engine = Callable[[np.ndarray], dict[str, np.ndarray]]  # rows -> outputs, row-aligned
+Runner = Callable[[np.ndarray], dict[str, np.ndarray]]  # rows -> outputs, row-aligned
 
 
 class Batcher:
-    """Gather ``submit`` calls into engine batches.
+    """Gather ``submit`` calls into batches, each one call of ``runner``.
 
     Args:
-        engine: runs one batch (on a worker thread): (n, ...) rows -> {output: (n, ...)}.
-        max_batch: the most rows in one engine call (a larger request runs alone).
+        runner: runs one batch (on a worker thread): (n, ...) rows -> {output: (n, ...)}.
+        max_batch: the most rows in one runner call (a larger request runs alone).
         max_delay_s: how long the first queued request may wait for others.
-        engines: batches running at once (engine threads).
+        runners: batches running at once (runner threads).
         on_batch: called with each batch's size (for the metrics).
 
     Raises:
@@ -36,24 +36,24 @@ class Batcher:
 
     def __init__(
         self,
-        engine: Engine,
+        runner: Runner,
         *,
         max_batch: int,
         max_delay_s: float,
-        engines: int = 1,
+        runners: int = 1,
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
-        if max_batch < 1 or engines < 1 or not 0 <= max_delay_s <= 1:
+        if max_batch < 1 or runners < 1 or not 0 <= max_delay_s <= 1:
             raise InvalidArgumentError(
-                "max_batch and engines must be >= 1, max_delay_s in 0..1 s; got "
-                f"{max_batch}, {engines}, {max_delay_s}"
+                "max_batch and runners must be >= 1, max_delay_s in 0..1 s; got "
+                f"{max_batch}, {runners}, {max_delay_s}"
             )
-        self.engine = engine
+        self.runner = runner
         self.max_batch = max_batch
         self.max_delay_s = max_delay_s
         self.on_batch = on_batch
-        self._executor = ThreadPoolExecutor(engines, thread_name_prefix="fashion-engine")
-        self._free = asyncio.Semaphore(engines)
+        self._executor = ThreadPoolExecutor(runners, thread_name_prefix="fashion-runner")
+        self._free = asyncio.Semaphore(runners)
         self._queue: asyncio.Queue[tuple[np.ndarray, asyncio.Future[dict[str, np.ndarray]]]]
         self._queue = asyncio.Queue()
         self._collector: asyncio.Task[None] | None = None
@@ -62,7 +62,7 @@ class Batcher:
         """Run ``rows`` in some batch; return their outputs.
 
         Raises:
-            Whatever the engine raised for the batch these rows were in.
+            Whatever the runner raised for the batch these rows were in.
         """
         if self._collector is None or self._collector.done():
             self._collector = asyncio.get_running_loop().create_task(self._collect())
@@ -78,7 +78,7 @@ class Batcher:
             carry = None
             batch, size = [first], len(first[0])
             deadline = loop.time() + self.max_delay_s
-            await self._free.acquire()  # while engines are busy, the queue fills
+            await self._free.acquire()  # while the runners are busy, the queue fills
             while size < self.max_batch:
                 try:
                     item = self._queue.get_nowait()
@@ -106,7 +106,7 @@ class Batcher:
                 self.on_batch(len(rows))
             try:
                 outputs = await asyncio.get_running_loop().run_in_executor(
-                    self._executor, self.engine, rows
+                    self._executor, self.runner, rows
                 )
             except Exception as exc:
                 for _, future in batch:
@@ -123,7 +123,7 @@ class Batcher:
             self._free.release()
 
     def close(self) -> None:
-        """Stop the collector and the engine threads (after the running batches)."""
+        """Stop the collector and the runner threads (after the running batches)."""
         if self._collector is not None:
             self._collector.cancel()
         self._executor.shutdown(wait=True)

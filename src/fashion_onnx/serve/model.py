@@ -1,20 +1,24 @@
-"""A model as the server holds it: one onnxruntime session (the same Runtime and contract
-``fashion-infer`` uses), the v2 metadata it is described by, and the two ways rows reach
-it (model input tensors, or encoded image files prepared as ``fashion-infer`` does)."""
+"""A model as the server holds it: the package's one model runner (``ModelRunner``, the
+session and contract ``fashion-infer`` uses), the v2 metadata it is described by, and the
+two ways rows reach it (model input tensors, or encoded image files prepared as
+``fashion-infer`` does)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from fashion_onnx.constants import IMAGE_SIZE
-from fashion_onnx.infer.contract import PROBABILITIES, ModelContract, check_contract, read_model
+from fashion_onnx.infer.contract import PROBABILITIES, ModelContract, read_model
 from fashion_onnx.infer.decode import decode_chunk
 from fashion_onnx.infer.prepare import Preparation
-from fashion_onnx.infer.runtime import create_session
+from fashion_onnx.infer.runner import ModelRunner
+from fashion_onnx.infer.runtime import CUDA
 
 INPUT_SHAPE = (1, IMAGE_SIZE, IMAGE_SIZE)
 IMAGE_INPUT = "image"  # the BYTES input: encoded image files, one per element
@@ -22,13 +26,19 @@ IMAGE_INPUT = "image"  # the BYTES input: encoded image files, one per element
 
 @dataclass
 class ServedModel:
-    """One model. ``run`` is the engine: model input rows -> every output, row-aligned."""
+    """One model. ``run`` is what the batcher calls: model input rows -> every output,
+    row-aligned."""
 
     name: str
-    source: str
-    session: Any  # onnxruntime.InferenceSession
-    contract: ModelContract
-    outputs: tuple[str, ...]  # the session's outputs, plus "probabilities" if it lacks one
+    runner: ModelRunner
+    outputs: tuple[str, ...] = field(init=False)  # the file's, plus "probabilities" if absent
+    # CUDA runs go through the runner's one IO binding, which two batches must not use at
+    # once (--engines N); CPU session calls may overlap.
+    _exclusive: AbstractContextManager[Any] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.outputs = self.runner.outputs()
+        self._exclusive = threading.Lock() if self.runner.provider == CUDA else nullcontext()
 
     @classmethod
     def load(
@@ -41,24 +51,25 @@ class ServedModel:
             DeviceError: the device is not usable.
         """
         data, source = read_model(model)
-        session = create_session(data, device, threads, False, source)
-        contract = check_contract(session, source)
-        names = tuple(o.name for o in session.get_outputs())
-        outputs = names if PROBABILITIES in names else (*names, PROBABILITIES)
-        return cls(name, source, session, contract, outputs)
+        return cls(name, ModelRunner(data, source, device=device, threads=threads, spinning=False))
+
+    @property
+    def source(self) -> str:
+        return self.runner.source
+
+    @property
+    def contract(self) -> ModelContract:
+        return self.runner.contract
 
     @property
     def provider(self) -> str:
-        return str(self.session.get_providers()[0])
+        return self.runner.provider
 
     def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """float32 (n, 1, 28, 28) model input -> {output name: (n, 10) float32}."""
-        names = [o for o in self.outputs if o != PROBABILITIES or not self.contract.softmax]
-        values = self.session.run(names, {self.contract.input_name: x})
-        out = dict(zip(names, values, strict=True))
-        if self.contract.softmax:
-            out[PROBABILITIES] = self.contract.probabilities(out[self.contract.output_name])
-        return out
+        """float32 (n, 1, 28, 28) model input -> {output name: (n, 10) float32}, for every
+        one of ``outputs`` (a model whose batch axis is fixed is fed padded batches)."""
+        with self._exclusive:
+            return self.runner.run_outputs(x)
 
     def reported(self, out: dict[str, np.ndarray]) -> np.ndarray:
         """Of ``run``'s outputs, the probabilities ``fashion-infer`` and ``Classifier``

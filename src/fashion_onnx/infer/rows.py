@@ -1,0 +1,87 @@
+"""The one place probabilities become rows: label, class, confidence, the top k, unknown.
+
+Every output format (``output``), the server's classify route and both Ray writers read
+their rows from ``RowValues``, so top-k order, confidences and "unknown" are decided once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from fashion_onnx.infer.abstain import UNKNOWN_CLASS, UNKNOWN_LABEL, Abstain
+
+
+@dataclass(frozen=True)
+class RowValues:
+    """The rows of n images.
+
+    top_labels: (n, k) the k most probable classes, most probable first (ties: the lower
+        label first).
+    top_probabilities: (n, k) their probabilities.
+    unknown: (n,) rows that abstain (``Abstain``); their label reads -1, their class
+        ``unknown``, and their top-k still say what the model thought.
+    ood_scores: (n,) the energy, where the rows show it; else None.
+    """
+
+    class_names: tuple[str, ...]
+    top_labels: np.ndarray
+    top_probabilities: np.ndarray
+    unknown: np.ndarray
+    ood_scores: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.top_labels)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """(n,) int64: the top-1 label, -1 where the row abstains."""
+        return np.where(self.unknown, UNKNOWN_LABEL, self.top_labels[:, 0]).astype(np.int64)
+
+    @property
+    def confidences(self) -> np.ndarray:
+        """(n,) float32: the top-1 probability (kept where the row abstains)."""
+        return np.asarray(self.top_probabilities[:, 0], dtype=np.float32)
+
+    def classes(self) -> list[str]:
+        """The top-1 class names, ``unknown`` where the row abstains."""
+        names = self.class_names
+        return [
+            UNKNOWN_CLASS if no else names[i]
+            for i, no in zip(self.top_labels[:, 0].tolist(), self.unknown.tolist(), strict=True)
+        ]
+
+    def top_k(self) -> list[list[tuple[int, str, float]]]:
+        """Per row, its (label, class, probability) for the k most probable classes."""
+        names = self.class_names
+        return [
+            [(i, names[i], p) for i, p in zip(labels, probs, strict=True)]
+            for labels, probs in zip(
+                self.top_labels.tolist(), self.top_probabilities.tolist(), strict=True
+            )
+        ]
+
+
+def row_values(
+    probabilities: np.ndarray,
+    class_names: Sequence[str],
+    top_k: int = 1,
+    abstain: Abstain | None = None,
+    ood_scores: np.ndarray | None = None,
+) -> RowValues:
+    """(n, classes) probabilities -> their rows; ``abstain`` decides "unknown" (its
+    ``ood_scores`` are needed when it thresholds or shows them)."""
+    k = max(1, min(top_k, probabilities.shape[1])) if probabilities.ndim == 2 else 1
+    if k == 1:
+        order = probabilities.argmax(axis=1)[:, None]
+    else:
+        order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+    top = np.take_along_axis(probabilities, order, axis=1)
+    unknown = np.zeros(len(probabilities), dtype=bool)
+    shown = None
+    if abstain is not None:
+        unknown = np.asarray(abstain.unknown(probabilities, ood_scores), dtype=bool)
+        shown = ood_scores if abstain.show_score else None
+    return RowValues(tuple(class_names), order, top, unknown, shown)
