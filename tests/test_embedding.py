@@ -110,6 +110,30 @@ def test_node_reads_png_files_and_names_a_bad_one(tmp_path: Path, test_set) -> N
     assert plain.returncode == 2 and "not a photo model" in plain.stderr
 
 
+def test_node_takes_more_paths_than_onnxruntime_node_survives(tmp_path: Path, test_set) -> None:
+    """onnxruntime-node 1.30 crashes (SIGSEGV) creating a session when the process's command
+    line is over about 30 KB; classify.mjs hands long lists of paths to a copy of itself."""
+    need(shutil.which("node") is not None, "node is not installed")
+    need((NODE_EXAMPLE / "node_modules" / "pngjs").is_dir(), "run npm ci in examples/node")
+    folder = tmp_path / "a-folder-with-a-rather-long-name-as-photo-folders-have"
+    folder.mkdir()
+    paths = []
+    for i in range(700):
+        paths.append(folder / f"photo-{i:04d}-of-the-garments.png")
+        Image.fromarray(test_set[0][i % 20], mode="L").save(paths[-1])
+    assert len(" ".join(map(str, paths))) > 60_000
+    out = subprocess.run(
+        ["node", str(NODE_EXAMPLE / "classify.mjs"), "mlp", *map(str, paths)],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)
+    assert [row["input"] for row in rows] == [str(p) for p in paths]
+    want = python_probabilities(test_set[0][:20]).argmax(1)
+    assert [row["label"] for row in rows] == [int(want[i % 20]) for i in range(700)]
+
+
 @pytest.fixture(scope="module")
 def web_server():
     """Serve the repository root on localhost (the page loads the package's model)."""

@@ -5,7 +5,10 @@
 //   node classify.mjs PLAIN --raw images.u8      raw bytes, N x 784 uint8, light garment on dark
 //
 // Options: --show-input (each row gets "pixels": the 784 bytes of the 28x28 picture the
-// model saw).
+// model saw); --files-from FILE (more images, one path a line; - reads stdin).
+// onnxruntime-node 1.30 crashes (SIGSEGV) creating a session in a process whose command
+// line is longer than about 30 KB (500-600 paths): given more, this script hands the paths
+// to a copy of itself on stdin.
 // MODEL is a photo model (NAME_photo.onnx, from fashion-export --photo), or mlp / cnn for
 // the photo models embedded in the Python package. The preparation runs inside it (the
 // background, the trim, straightening, the fit and the centring, as fashion-infer does);
@@ -15,7 +18,9 @@
 // input scaling and polarity come from its metadata, its names from the session.
 // "probabilities" in each row are the file's calibrated_probabilities where it has them
 // (softmax(logits / T), as fashion-infer reports), else its probabilities.
+import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import jpeg from "jpeg-js";
 import ort from "onnxruntime-node";
 import { PNG } from "pngjs";
@@ -34,6 +39,7 @@ const EMBEDDED = {
   },
 };
 const PIXELS = SIDE * SIDE;
+const LONGEST_COMMAND_LINE = 16_384; // bytes: well under where onnxruntime-node crashes
 const MAX_PIXELS = 40_000_000; // as fashion-infer: refuse larger images before decoding
 
 function usage(message) {
@@ -90,6 +96,11 @@ function parseArgs(argv) {
     } else if (arg === "--raw") {
       options.raw = rest[++i];
       if (!options.raw) usage("--raw needs a file");
+    } else if (arg === "--files-from") {
+      const list = rest[++i];
+      if (!list) usage("--files-from needs a file (or - for stdin)");
+      const text = readFileSync(list === "-" ? 0 : list, "utf8");
+      options.images.push(...text.split("\n").filter((line) => line.length));
     } else if (arg.startsWith("--")) {
       usage(`unknown option ${arg}`);
     } else {
@@ -109,8 +120,23 @@ function row(name, probs, pixels, classes, showInput) {
   return out;
 }
 
+// A long command line: the same run in a copy of this script, given the paths on stdin.
+function handOff(argv) {
+  const [modelPath, ...rest] = argv;
+  const flags = rest.filter((a) => a === "--show-input");
+  const paths = parseArgs(argv).images;
+  const child = spawnSync(
+    process.execPath,
+    [fileURLToPath(import.meta.url), modelPath, ...flags, "--files-from", "-"],
+    { input: paths.join("\n"), stdio: ["pipe", "inherit", "inherit"], maxBuffer: 1 << 30 },
+  );
+  process.exit(child.status ?? 1);
+}
+
 async function main() {
-  const { modelPath, showInput, raw, images } = parseArgs(process.argv.slice(2));
+  const argv = process.argv.slice(2);
+  if (!argv.includes("--raw") && argv.join(" ").length > LONGEST_COMMAND_LINE) handOff(argv);
+  const { modelPath, showInput, raw, images } = parseArgs(argv);
   const kind = raw ? "plain" : "photo";
   const modelBytes = new Uint8Array(readFileSync(EMBEDDED[kind][modelPath] ?? modelPath));
   const meta = readMetadata(modelBytes);
