@@ -7,6 +7,8 @@ The part every path shares: ``Classifier`` holds one, and so does each worker pr
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from fashion_onnx.constants import DEFAULT_BATCH_CPU, DEFAULT_BATCH_CUDA
@@ -51,7 +53,8 @@ class ModelRunner:
         default_batch = DEFAULT_BATCH_CUDA if on_cuda else DEFAULT_BATCH_CPU
         self.batch_size: int = self.contract.fixed_batch or batch_size or default_batch
         # On CUDA, IO binding: each batch is copied to the device once and read back once.
-        self._binding = self._session.io_binding() if on_cuda else None
+        # one IO binding per thread: the server runs batches on several threads at once
+        self._bindings = threading.local() if on_cuda else None
 
     @property
     def provider(self) -> str:
@@ -110,14 +113,17 @@ class ModelRunner:
 
     def _feed(self, names: list[str], x: np.ndarray) -> list[np.ndarray]:
         """One session call (through IO binding on CUDA)."""
-        if self._binding is None:
+        if self._bindings is None:
             return list(self._session.run(names, {self.contract.input_name: x}))
-        self._binding.clear_binding_outputs()
-        self._binding.bind_cpu_input(self.contract.input_name, x)
+        binding = getattr(self._bindings, "binding", None)
+        if binding is None:
+            binding = self._bindings.binding = self._session.io_binding()
+        binding.clear_binding_outputs()
+        binding.bind_cpu_input(self.contract.input_name, x)
         for name in names:
-            self._binding.bind_output(name, "cuda")
-        self._session.run_with_iobinding(self._binding)
-        return list(self._binding.copy_outputs_to_cpu())
+            binding.bind_output(name, "cuda")
+        self._session.run_with_iobinding(binding)
+        return list(binding.copy_outputs_to_cpu())
 
     def _logits_name(self) -> str:
         if self.contract.logits_name is None:

@@ -12,12 +12,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 
 from fashion_onnx.errors import InvalidArgumentError
 
 Runner = Callable[[np.ndarray], dict[str, np.ndarray]]  # rows -> outputs, row-aligned
+
+
+@dataclass(frozen=True)
+class Batching:
+    """How requests are gathered into runner calls (see ``Batcher``)."""
+
+    max_batch: int = 64
+    max_delay_ms: float = 1.0
+    runners: int = 1  # batches computed at once (fashion-serve --engines)
 
 
 class Batcher:

@@ -1,7 +1,8 @@
 """``fashion-serve``: the models over HTTP (KServe v2 / open inference protocol).
 
-A thin shell: parse options, build the app (``app.py``), run it here on uvicorn or on a
-Ray cluster with Ray Serve (``ray_serve.py``), map errors to exit statuses.
+A thin shell: parse options, build the app (``app.py``), run it here on uvicorn
+(``asgi.py``) or on a Ray cluster with Ray Serve (``fashion_onnx.ray.serve``), map errors
+to exit statuses.
 """
 
 from __future__ import annotations
@@ -73,21 +74,22 @@ def serve_command(
         int | None,
         typer.Option(
             min=1,
-            help="Engine threads per batch (onnxruntime intra-op; they sleep when idle, so "
+            help="Threads per batch (onnxruntime intra-op; they sleep when idle, so "
             "the event loop keeps its core). [default: the CPUs this process may use; 1 per "
             "replica with --engine ray]",
             show_default=False,
         ),
     ] = None,
     max_batch: Annotated[
-        int, typer.Option(min=0, help="Most images per engine call; 0: 64 on CPU, 1024 on CUDA.")
+        int, typer.Option(min=0, help="Most images per model run; 0: 64 on CPU, 1024 on CUDA.")
     ] = 0,
-    engines: Annotated[
+    runners: Annotated[
         int,
         typer.Option(
+            "--engines",
             min=1,
             help="Batches computed at once per model, each on its own thread (with --threads "
-            "engine threads each).",
+            "threads each).",
         ),
     ] = 1,
     max_delay_ms: Annotated[
@@ -183,7 +185,7 @@ def serve_command(
             models=tuple((name, read_model(path)[0]) for name, path in specs),
             device=device,
             threads=threads or (1 if engine == "ray" else default_workers()),
-            batching=Batching(max_batch or (1024 if on_cuda else 64), max_delay_ms, engines),
+            batching=Batching(max_batch or (1024 if on_cuda else 64), max_delay_ms, runners),
             limits=Limits(body_limit, max_batch_images, body_timeout, header_timeout),
             security=Security(token, tuple(cors or ())),
         )

@@ -1,5 +1,5 @@
 """The server's Prometheus metrics, in the text exposition format, without a client
-library: request counts by model and status, request latency and engine batch size
+library: request counts by model and status, request latency and batch size
 histograms."""
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class Metrics:
         self.seconds = Histogram(
             "fashion_serve_request_seconds", "Time to answer a request.", SECONDS_BUCKETS
         )
-        self.batch = Histogram("fashion_serve_batch_size", "Images per engine call.", BATCH_BUCKETS)
+        self.batch = Histogram("fashion_serve_batch_size", "Images per model run.", BATCH_BUCKETS)
 
     def request(self, model: str, code: int, seconds: float) -> None:
         self.requests[(model, code)] += 1

@@ -5,9 +5,7 @@ two ways rows reach it (model input tensors, or encoded image files prepared as
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +16,6 @@ from fashion_onnx.infer.contract import PROBABILITIES, ModelContract, read_model
 from fashion_onnx.infer.decode import decode_chunk
 from fashion_onnx.infer.prepare import Preparation
 from fashion_onnx.infer.runner import ModelRunner
-from fashion_onnx.infer.runtime import CUDA
 
 INPUT_SHAPE = (1, IMAGE_SIZE, IMAGE_SIZE)
 IMAGE_INPUT = "image"  # the BYTES input: encoded image files, one per element
@@ -32,13 +29,9 @@ class ServedModel:
     name: str
     runner: ModelRunner
     outputs: tuple[str, ...] = field(init=False)  # the file's, plus "probabilities" if absent
-    # CUDA runs go through the runner's one IO binding, which two batches must not use at
-    # once (--engines N); CPU session calls may overlap.
-    _exclusive: AbstractContextManager[Any] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.outputs = self.runner.outputs()
-        self._exclusive = threading.Lock() if self.runner.provider == CUDA else nullcontext()
 
     @classmethod
     def load(
@@ -67,9 +60,9 @@ class ServedModel:
 
     def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """float32 (n, 1, 28, 28) model input -> {output name: (n, 10) float32}, for every
-        one of ``outputs`` (a model whose batch axis is fixed is fed padded batches)."""
-        with self._exclusive:
-            return self.runner.run_outputs(x)
+        one of ``outputs`` (a model whose batch axis is fixed is fed padded batches; on CUDA
+        each of the batching threads has its own IO binding)."""
+        return self.runner.run_outputs(x)
 
     def reported(self, out: dict[str, np.ndarray]) -> np.ndarray:
         """Of ``run``'s outputs, the probabilities ``fashion-infer`` and ``Classifier``
