@@ -518,6 +518,24 @@ def test_metrics_count_requests_and_batches(server) -> None:
     assert count and int(count[0].split()[-1]) >= 1
 
 
+def requests_counted(port: int, model: str, code: int) -> int:
+    """fashion_serve_requests_total{model, code} from GET /metrics (0 if absent)."""
+    text = request(port, "GET", "/metrics")[2].decode()
+    key = f'fashion_serve_requests_total{{model="{model}",code="{code}"}} '
+    return sum(int(line[len(key) :]) for line in text.splitlines() if line.startswith(key))
+
+
+def test_metrics_count_a_malformed_request_under_the_model_in_its_path(server) -> None:
+    """A 400 for /v2/models/mlp/infer is the MLP's error, not model="" (#32)."""
+    mlp, nobody = requests_counted(server.port, "mlp", 400), requests_counted(server.port, "", 400)
+    assert request(server.port, "POST", INFER, b'{"inputs": [')[0] == 400
+    assert request(server.port, "POST", "/v2/models/mlp/versions/1/infer", b"[1, 2]")[0] == 400
+    body, headers = form([("a.png", b"")], field="other")
+    assert request(server.port, "POST", "/v1/models/mlp/classify", body, headers)[0] == 400
+    assert requests_counted(server.port, "mlp", 400) == mlp + 3
+    assert requests_counted(server.port, "", 400) == nobody
+
+
 # -- security ---------------------------------------------------------------------------
 
 
@@ -597,3 +615,89 @@ def test_sigterm_answers_the_requests_in_flight_then_exits_0(images) -> None:
     assert all(a["outputs"][0]["shape"] == [N, 10] for _, a in answers)
     with pytest.raises(OSError):
         request(served.port, "GET", "/v2/health/live")
+
+
+def raw_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """Read one response to its end (the server closes the connection after it)."""
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers, body
+
+
+def test_sigterm_lets_bodies_still_arriving_arrive_and_answers_a_stalled_one_503() -> None:
+    """After SIGTERM, a request whose body is still arriving is answered once it is in;
+    one whose body stops arriving gets a JSON 503 (connection: close) before the server
+    exits, not uvicorn's plain-text 500 and a traceback in the log (#32)."""
+    served = start_server()
+    body = infer_json()
+    head = (
+        f"POST {INFER} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    finishing, stalled = (
+        socket.create_connection(("127.0.0.1", served.port), timeout=20) for _ in range(2)
+    )
+    with finishing, stalled:
+        for sock in (finishing, stalled):
+            sock.sendall(head + body[:100])
+        time.sleep(0.3)  # both requests are in the app, reading their bodies
+        served.process.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        time.sleep(0.5)
+        finishing.sendall(body[100:])
+        status, headers, raw = raw_response(finishing)
+        assert status == 200, raw
+        assert json.loads(raw)["outputs"][0]["shape"] == [1, 10]
+        status, headers, raw = raw_response(stalled)
+    assert status == 503, raw
+    assert headers["content-type"] == "application/json"
+    assert headers["connection"] == "close"
+    assert "shutting down" in json.loads(raw)["error"]
+    assert served.process.wait(15) == 0
+    assert time.monotonic() - signalled < 10
+    log = served.process.stderr.read().decode()  # type: ignore[union-attr]
+    assert "Traceback" not in log and "ERROR" not in log, log
+
+
+def test_a_request_cancelled_by_the_shutdown_gets_503_not_500() -> None:
+    """What uvicorn cancels when the graceful shutdown's time runs out is answered with a
+    JSON 503 by the app (uvicorn's own answer is a plain-text 500 and a traceback)."""
+    import asyncio
+
+    from fashion_onnx.serve.asgi import App
+
+    async def scenario(shutting_down: bool) -> list[dict]:
+        app = App({})
+
+        async def never_answers(*args: object) -> None:
+            await asyncio.Event().wait()
+
+        app.routes.handle = never_answers  # type: ignore[method-assign]
+        sent: list[dict] = []
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        async def receive() -> dict:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        scope = {"type": "http", "method": "POST", "path": INFER, "headers": []}
+        task = asyncio.get_running_loop().create_task(app(scope, receive, send))
+        await asyncio.sleep(0.01)
+        if shutting_down:
+            app.drain()
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            assert not shutting_down, "a cancel outside a shutdown is not swallowed"
+        return sent
+
+    sent = asyncio.run(scenario(shutting_down=True))
+    assert sent[0]["status"] == 503
+    assert "send it again" in json.loads(sent[1]["body"])["error"]
+    assert asyncio.run(scenario(shutting_down=False)) == []

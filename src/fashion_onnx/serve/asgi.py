@@ -2,7 +2,7 @@
 twice as many requests a second as the same route in Starlette): errors to statuses, CORS
 (the preflight, and the headers on each response), metrics and the access log, the
 lifespan; and the uvicorn server that runs it with header and body time-outs and a
-graceful SIGTERM.
+graceful SIGTERM, on sockets bound before it starts (``listen``).
 
 Ray Serve deploys the same app (``fashion_onnx.ray.serve``).
 """
@@ -10,8 +10,11 @@ Ray Serve deploys the same app (``fashion_onnx.ray.serve``).
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
 import signal
+import socket
 import time
 
 from fashion_onnx.errors import FashionOnnxError
@@ -23,6 +26,11 @@ from fashion_onnx.serve.protocol import BINARY_HEADER, ProtocolError
 from fashion_onnx.serve.routes import Reply, Routes, error_reply
 
 log = logging.getLogger("fashion_onnx.serve")
+
+# On SIGTERM, bodies still arriving have this long to arrive (then 503), and the requests
+# in flight this long to be answered: uvicorn cancels what still runs after it.
+BODY_GRACE_S = 5.0
+GRACEFUL_SHUTDOWN_S = 8
 
 
 class ServeError(FashionOnnxError, OSError):
@@ -59,6 +67,11 @@ class App:
     def close(self) -> None:
         self.routes.close()
 
+    def drain(self, body_grace_s: float = BODY_GRACE_S) -> None:
+        """Shutdown has begun (call on the event loop): not ready any more; bodies still
+        arriving have ``body_grace_s`` to arrive, then get 503."""
+        self.routes.drain(asyncio.get_running_loop().time() + body_grace_s)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
@@ -67,12 +80,12 @@ class App:
             return
         start = time.perf_counter()
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        model = ""
+        model = self.routes.model_of(scope["path"])
         try:
             if scope["method"] == "OPTIONS" and self.security.cors:
                 reply = self._preflight(headers)
             else:
-                reply, model = await self.routes.handle(scope, headers, receive)
+                reply = await self.routes.handle(scope, headers, receive)
         except ProtocolError as exc:
             reply = error_reply(exc.status, exc.message)
         except FashionOnnxError as exc:  # a setting the request chose, out of range
@@ -80,6 +93,22 @@ class App:
         except Exception:  # a bug: logged here, never shown to the client
             log.exception("internal error on %s %s", scope["method"], scope["path"])
             reply = error_reply(500, "internal error (see the server's log)")
+        except asyncio.CancelledError:
+            # uvicorn cancels what still runs when the graceful shutdown's time is out: an
+            # answer, not its 500 and a traceback.
+            task = asyncio.current_task()
+            if self.routes.body_deadline is None or task is None:
+                raise
+            task.uncancel()
+            log.warning(
+                "shutting down: %s %s was not answered in %g s (503)",
+                scope["method"],
+                scope["path"],
+                GRACEFUL_SHUTDOWN_S,
+            )
+            reply = error_reply(
+                503, "the server stopped before this request was answered; send it again"
+            )
         await self._send(send, reply, headers.get("origin"))
         seconds = time.perf_counter() - start
         self.metrics.request(model, reply.status, seconds)
@@ -189,6 +218,14 @@ def _timed_protocol(header_timeout_s: float) -> type:
             self._disarm()
             super().connection_lost(exc)
 
+        def shutdown(self) -> None:
+            # A request whose body is still arriving: wake its read, which then keeps
+            # reading until the shutdown's body deadline (App.drain), not its own.
+            cycle = self.cycle
+            if cycle is not None and cycle.more_body and not cycle.response_complete:
+                cycle.message_event.set()
+            super().shutdown()
+
     return TimedProtocol
 
 
@@ -196,15 +233,80 @@ def _stopped(number: int, frame: object) -> None:
     """The signal uvicorn re-raises once it has stopped: nothing more to do."""
 
 
-def run_server(app: App, host: str, port: int, log_level: str) -> None:
-    """Serve ``app`` until SIGTERM or SIGINT: then stop accepting, finish the requests in
-    flight (for up to 8 s) and return.
+def url_host(host: str) -> str:
+    """``host`` as a URL writes it: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host else host
+
+
+def listen(host: str, port: int) -> list[socket.socket]:
+    """Sockets bound to ``host``:``port`` (one per address the name has, as asyncio's
+    server binds them), not yet listening: the server listens on them once it starts.
+    Binding first, the command can say the port is taken in one line before it says it
+    serves (uvicorn would log an ERROR line, then exit).
+
+    Raises:
+        ServeError: the address is in use, not this machine's, or not allowed.
+    """
+    where = f"{url_host(host)}:{port}"
+    try:
+        infos = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        raise ServeError(
+            f"cannot listen on {where}: {host!r} does not resolve ({exc.strerror})"
+        ) from None
+    sockets: list[socket.socket] = []
+    seen: set[tuple[int, object]] = set()
+    try:
+        for family, kind, proto, _, address in infos:
+            if (family, address) in seen:
+                continue
+            seen.add((family, address))
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            if os.name == "posix":  # as asyncio does: rebinding right after a restart works
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(sockets) > 1:  # one port for every address of the name
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
+            sock.bind(address)
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        raise ServeError(f"cannot listen on {where}: {_bind_problem(exc, host, port)}") from None
+    return sockets
+
+
+def _bind_problem(exc: OSError, host: str, port: int) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return "the address is in use; stop what listens there, or pass another --port"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"{host} is not an address of this machine; pass one of its own with --host"
+    if exc.errno == errno.EACCES:
+        return f"permission denied (port {port} needs privileges); pass --port 1024 or above"
+    return exc.strerror or str(exc)
+
+
+def run_server(
+    app: App,
+    host: str,
+    port: int,
+    log_level: str,
+    sockets: list[socket.socket] | None = None,
+) -> None:
+    """Serve ``app`` on ``sockets`` (from ``listen(host, port)``; bound here if not
+    given) until SIGTERM or SIGINT: then stop accepting, let bodies still arriving arrive
+    (for up to 5 s; then 503), finish the requests in flight (for up to 8 s) and return.
 
     Raises:
         ServeError: the server cannot listen on ``host``:``port``.
     """
     import uvicorn
 
+    if sockets is None:
+        sockets = listen(host, port)
     try:
         import uvloop  # noqa: F401
 
@@ -217,25 +319,33 @@ def run_server(app: App, host: str, port: int, log_level: str) -> None:
         port=port,
         loop=loop,
         http=_timed_protocol(app.limits.header_timeout_s),
+        ws="none",  # a WebSocket upgrade is a plain request here (uvicorn would answer 500)
         lifespan="on",
         access_log=False,  # the app logs one line per request itself
         log_level=log_level,
         log_config=None,
         timeout_keep_alive=5,
-        timeout_graceful_shutdown=8,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         server_header=False,
         date_header=False,
     )
-    server = uvicorn.Server(config)
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            app.drain()  # before uvicorn asks each connection to finish (and wakes reads)
+            await super().shutdown(sockets)
+
+    server = Server(config)
     # uvicorn stops gracefully on SIGTERM/SIGINT, then raises the signal again for the
     # handler it found installed: make that one a no-op, so a clean stop exits 0.
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, _stopped)
     try:
-        server.run()
-    except SystemExit:  # uvicorn exits when it cannot bind
+        server.run(sockets=sockets)
+    except SystemExit:  # uvicorn exits when it cannot start
         if server.started:
             raise
-        raise ServeError(
-            f"cannot listen on {host}:{port} (in use, or not this machine's address)"
-        ) from None
+        raise ServeError(f"the server on {url_host(host)}:{port} could not start") from None
+    finally:
+        for sock in sockets:
+            sock.close()

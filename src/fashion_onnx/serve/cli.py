@@ -7,24 +7,50 @@ to exit statuses.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
+import socket
+from collections.abc import Iterator
 from typing import Annotated
 
 import typer
 
 from fashion_onnx.cli_common import (
+    Command,
+    VersionOption,
     fail,
     run_reporting_errors,
     run_then_exit_at_once,
     warnings_as_lines,
 )
 from fashion_onnx.constants import DEVICES
+from fashion_onnx.errors import MissingExtraError
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
 SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)[bB]?\s*$")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+# What fashion-serve needs beyond the base install (--engine local): the [serve] extra.
+SERVE_INSTALL = "pip install '.[serve,cpu]' in a clone, or pip install 'fashion-onnx[serve,cpu]'"
+SERVE_EXTRA_MODULES = frozenset({"uvicorn", "httptools"})
+
+
+@contextlib.contextmanager
+def serve_extra_needed() -> Iterator[None]:
+    """Inside, a missing module of the [serve] extra becomes a MissingExtraError that
+    names the install command (as ``train_extra_needed`` does for [train])."""
+    try:
+        yield
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] not in SERVE_EXTRA_MODULES:
+            raise
+        raise MissingExtraError(
+            f"fashion-serve needs the [serve] extra, and {exc.name!r} is not installed: "
+            f"run {SERVE_INSTALL}"
+        ) from exc
 
 
 def parse_size(text: str) -> int:
@@ -51,12 +77,13 @@ def parse_models(specs: list[str]) -> list[tuple[str, str]]:
 
 
 @app.command(
+    cls=Command,  # usage errors as one error: line, --version
     help="Serve the models over HTTP: the KServe v2 / open inference protocol (Triton's "
     "clients work), and POST /v1/models/NAME/classify for curl users. Serves the embedded "
     "mlp and cnn, and each --model NAME=PATH.\n\n"
     "Stops on SIGTERM or Ctrl-C after answering the requests in flight.\n\n"
     "Exit status: 0 stopped cleanly; 2 usage or configuration error (a bad model, an "
-    "unusable device or cluster, a port in use)."
+    "unusable device or cluster, a port in use).",
 )
 def serve_command(
     host: Annotated[
@@ -144,6 +171,7 @@ def serve_command(
         int | None, typer.Option(min=1, help="With --engine ray: autoscale up to this many.")
     ] = None,
     debug: Annotated[bool, typer.Option(help="Show tracebacks for errors.")] = False,
+    version: VersionOption = False,
 ) -> None:
     if device not in DEVICES:
         raise typer.BadParameter(
@@ -168,6 +196,24 @@ def serve_command(
     )
 
     def start() -> None:
+        sockets: list[socket.socket] = []
+        if engine == "local":
+            # Before anything is said or loaded: the [serve] extra, then the port (one
+            # error: line each, no banner; uvicorn would log its own ERROR line first).
+            with serve_extra_needed():
+                import httptools  # noqa: F401
+                import uvicorn  # noqa: F401
+
+            from fashion_onnx.serve.asgi import listen
+
+            sockets = listen(host, port)
+        try:
+            serve(sockets)
+        finally:
+            for sock in sockets:
+                sock.close()
+
+    def serve(sockets: list[socket.socket]) -> None:
         from fashion_onnx.infer.contract import read_model
         from fashion_onnx.infer.files import default_workers
         from fashion_onnx.infer.runtime import cuda_problem
@@ -179,6 +225,7 @@ def serve_command(
             build_app,
             run_server,
         )
+        from fashion_onnx.serve.asgi import url_host
 
         on_cuda = device == "cuda" or (device == "auto" and cuda_problem() is None)
         settings = ServeSettings(
@@ -193,6 +240,7 @@ def serve_command(
         if engine == "ray":
             from fashion_onnx.ray.serve import serve_on_ray
 
+            warn_if_public()
             serve_on_ray(
                 settings,
                 host=host,
@@ -202,23 +250,29 @@ def serve_command(
                 min_replicas=min_replicas,
                 max_replicas=max_replicas,
                 announce=lambda where: typer.echo(
-                    f"fashion-serve: {names} on http://{host}:{port} ({where})", err=True
+                    f"fashion-serve: {names} on http://{url_host(host)}:{port} ({where})",
+                    err=True,
                 ),
             )
             return
         application = build_app(settings)
         providers = {m.provider for m in application.models.values()}
+        bound = sockets[0].getsockname()[1]  # --port 0: the port the system chose
+        warn_if_public()
         typer.echo(
-            f"fashion-serve: {names} on http://{host}:{port} ({', '.join(sorted(providers))}); "
-            "SIGTERM or Ctrl-C stops it",
+            f"fashion-serve: {names} on http://{url_host(host)}:{bound} "
+            f"({', '.join(sorted(providers))}); SIGTERM or Ctrl-C stops it",
             err=True,
         )
-        run_server(application, host, port, log_level)
+        run_server(application, host, bound, log_level, sockets)
 
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        typer.echo(
-            f"warning: listening on {host}: clients beyond this machine can connect", err=True
-        )
+    def warn_if_public() -> None:
+        if host not in LOCAL_HOSTS:
+            typer.echo(
+                f"warning: listening on {host}: clients beyond this machine can connect",
+                err=True,
+            )
+
     with warnings_as_lines():
         run_reporting_errors(start, debug=debug)
 

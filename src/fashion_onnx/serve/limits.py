@@ -60,11 +60,25 @@ def check_count(limits: Limits, n: int) -> None:
         )
 
 
-async def read_body(limits: Limits, headers: dict[str, str], receive: Receive) -> bytes:
+def _no_shutdown() -> float | None:
+    return None
+
+
+async def read_body(
+    limits: Limits,
+    headers: dict[str, str],
+    receive: Receive,
+    shutdown_deadline: Callable[[], float | None] = _no_shutdown,
+) -> bytes:
     """The request body, within ``max_body`` bytes and ``body_timeout_s`` seconds.
 
+    ``shutdown_deadline()`` is, once the server is shutting down, the event loop time by
+    which bodies still arriving must be in (the server wakes this read when shutdown
+    starts): a body complete by then is answered as usual, one that is not gets 503.
+
     Raises:
-        ProtocolError: 413 (too large), 408 (too slow), 400 (client went away).
+        ProtocolError: 413 (too large), 408 (too slow), 400 (client went away), 503 (the
+            server is shutting down and the body did not arrive in time).
     """
     limit = limits.max_body
     declared = headers.get("content-length")
@@ -74,9 +88,19 @@ async def read_body(limits: Limits, headers: dict[str, str], receive: Receive) -
     deadline = loop.time() + limits.body_timeout_s
     chunks, size, more = [], 0, True
     while more:
+        until, stopping = deadline, False
+        stop = shutdown_deadline()
+        if stop is not None and stop < deadline:
+            until, stopping = stop, True
         try:
-            message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            message = await asyncio.wait_for(receive(), max(0.0, until - loop.time()))
         except TimeoutError:
+            if stopping:
+                raise ProtocolError(
+                    503,
+                    "the server is shutting down and the request body did not arrive in "
+                    "time; send the request again",
+                ) from None
             raise ProtocolError(
                 408, f"the body did not arrive within {limits.body_timeout_s:g} s"
             ) from None

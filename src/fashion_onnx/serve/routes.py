@@ -87,6 +87,9 @@ class Routes:
         self.metrics = Metrics()
         self.batchers: dict[str, Batcher] = {}
         self.ready = True
+        # Set when the server starts shutting down: the event loop time by which bodies
+        # still arriving must be in (read_body answers 503 to those that are not).
+        self.body_deadline: float | None = None
 
     def batcher(self, name: str) -> Batcher:
         """The model's batcher, made on the running event loop the first time."""
@@ -101,18 +104,40 @@ class Routes:
             )
         return self.batchers[name]
 
+    def drain(self, body_deadline: float) -> None:
+        """Shutdown has begun: not ready; bodies still arriving have until
+        ``body_deadline`` (event loop time) to arrive."""
+        self.ready = False
+        self.body_deadline = body_deadline
+
+    def shutdown_deadline(self) -> float | None:
+        return self.body_deadline
+
     def close(self) -> None:
         self.ready = False
         for batcher in self.batchers.values():
             batcher.close()
 
-    async def handle(
-        self, scope: Scope, headers: dict[str, str], receive: Receive
-    ) -> tuple[Reply, str]:
-        """(the reply, the served model it concerned or "")."""
+    def model_of(self, path: str) -> str:
+        """The served model whose routes ``path`` is under (``/v2/models/NAME/...``,
+        ``/v1/models/NAME/...``), else "": the request's label in the metrics, whatever
+        its answer (a malformed request to a model counts against that model). Names no
+        model has (a client's typo) are not labels."""
+        parts = [p for p in path.split("/") if p]
+        if len(parts) >= 3 and parts[0] in ("v1", "v2") and parts[1] == "models":
+            return parts[2] if parts[2] in self.models else ""
+        return ""
+
+    async def handle(self, scope: Scope, headers: dict[str, str], receive: Receive) -> Reply:
+        """The reply to one request.
+
+        Raises:
+            ProtocolError: the request is refused (its status and message).
+            FashionOnnxError: a setting the request chose is out of range.
+        """
         method, path = scope["method"], scope["path"]
         if not authorized(self.security, path, headers):
-            return error_reply(401, "a token is required: Authorization: Bearer <token>"), ""
+            return error_reply(401, "a token is required: Authorization: Bearer <token>")
         parts = [p for p in path.split("/") if p]
         if len(parts) >= 5 and parts[:2] == ["v2", "models"] and parts[3] == "versions":
             if parts[4] != "1":
@@ -123,13 +148,13 @@ class Routes:
             ok = self.ready or parts[2] == "live"
             return json_reply(
                 200 if ok else 503, {"live": True} if parts[2] == "live" else {"ready": ok}
-            ), ""
+            )
         if parts == ["v2"]:
             self._only(method, "GET")
-            return json_reply(200, SERVER_METADATA), ""
+            return json_reply(200, SERVER_METADATA)
         if parts == ["metrics"]:
             self._only(method, "GET")
-            return Reply(200, self.metrics.text().encode(), "text/plain; version=0.0.4"), ""
+            return Reply(200, self.metrics.text().encode(), "text/plain; version=0.0.4")
         if parts[:2] == ["v2", "models"] and len(parts) in (3, 4):
             name, action = parts[2], parts[3] if len(parts) == 4 else ""
             if action not in ("", "ready", "infer"):
@@ -137,19 +162,19 @@ class Routes:
             served = self._model(name)
             if action == "":
                 self._only(method, "GET")
-                return json_reply(200, served.metadata()), name
+                return json_reply(200, served.metadata())
             if action == "ready":
                 self._only(method, "GET")
-                return json_reply(200, {"name": name, "ready": self.ready}), name
+                return json_reply(200, {"name": name, "ready": self.ready})
             self._only(method, "POST")
-            return await self._infer(served, headers, receive), name
+            return await self._infer(served, headers, receive)
         if len(parts) == 4 and parts[:2] == ["v1", "models"] and parts[3] == "classify":
             served = self._model(parts[2])
             self._only(method, "POST")
-            return await self._classify(served, scope, headers, receive), parts[2]
+            return await self._classify(served, scope, headers, receive)
         if parts == ["v2", "models"]:
             self._only(method, "GET")
-            return json_reply(200, {"models": sorted(self.models)}), ""
+            return json_reply(200, {"models": sorted(self.models)})
         raise ProtocolError(404, f"no route {path}")
 
     @staticmethod
@@ -217,7 +242,7 @@ class Routes:
         )
 
     async def _infer(self, served: ServedModel, headers: dict[str, str], receive: Receive) -> Reply:
-        body = await read_body(self.limits, headers, receive)
+        body = await read_body(self.limits, headers, receive, self.shutdown_deadline)
         request = parse_infer(body, headers.get(BINARY_HEADER))
         names = request.outputs if request.outputs is not None else list(served.outputs)
         for name in names:
@@ -247,7 +272,7 @@ class Routes:
                     400, f"top_k must be an integer in 1..{MAX_TOP_K}, got {value!r}"
                 )
             top_k = int(value)
-        body = await read_body(self.limits, headers, receive)
+        body = await read_body(self.limits, headers, receive, self.shutdown_deadline)
         files = [
             u for u in parse_multipart(body, headers.get("content-type", "")) if u.field == "file"
         ]
