@@ -257,6 +257,57 @@ def test_a_label_file_with_the_wrong_magic_is_refused(subset, tmp_path) -> None:
     assert str(bad) in line and "magic" in line
 
 
+@pytest.mark.parametrize("count", [100, 2 * N])
+def test_labels_by_position_must_be_one_per_image_in_infer_and_eval(count, subset, tmp_path):
+    """Too few labels once judged the first 100 rows without a word, too many were taken;
+    fashion-eval refused both. Now both refuse with the same line."""
+    images, labels = subset
+    np.save(tmp_path / "x.npy", images)
+    path = tmp_path / "l-idx1-ubyte"
+    path.write_bytes(idx_labels_bytes(np.resize(labels, count)))
+    line = one_error_line(fashion_infer(tmp_path / "x.npy", "--labels", path))
+    assert line == (
+        f"error: --labels {path}: {count:,} labels for {N:,} array images; labels are matched "
+        "to the images in order, so there must be one per image"
+    )
+    evaluated = subprocess.run(
+        [sys.executable, "-m", "fashion_onnx.eval", str(tmp_path / "x.npy"), "--labels", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    assert evaluated.returncode == 2 and evaluated.stderr.strip() == line
+
+
+def test_infer_and_eval_read_the_same_array_layouts(subset, tmp_path) -> None:
+    """One reader: an .npz with images and labels (eval's layout) is classified and judged
+    by fashion-infer; IDX files and float arrays (infer's) are evaluated by fashion-eval;
+    both count the same right answers."""
+    images, labels = subset
+    right = int((Classifier(device="cpu").predict(images).labels == labels).sum())
+    np.savez(tmp_path / "set.npz", images=images, labels=labels)
+    inferred = fashion_infer(tmp_path / "set.npz", "--format", "csv")
+    assert inferred.returncode == 0, inferred.stderr
+    assert len(inferred.stdout.splitlines()) == N + 1  # the labels are not rows
+    assert f"correct: {right}/{N} (" in inferred.stderr
+    (tmp_path / "i-idx3-ubyte").write_bytes(idx_bytes(images))
+    (tmp_path / "l-idx1-ubyte").write_bytes(idx_labels_bytes(labels))
+    np.save(tmp_path / "floats.npy", images.astype(np.float32) / 255)
+    for data, extra in (
+        ("set.npz", []),
+        ("i-idx3-ubyte", ["--labels", "l-idx1-ubyte"]),
+        ("floats.npy", ["--labels", "l-idx1-ubyte"]),
+    ):
+        evaluated = subprocess.run(
+            [sys.executable, "-m", "fashion_onnx.eval", data, *extra, "--json", "--no-speed"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
+        assert evaluated.returncode == 0, (data, evaluated.stderr)
+        report = json.loads(evaluated.stdout)
+        assert report["images"] == N and round(report["top1"] * N) == right, data
+
+
 # -- bad array files: one line, exit 2, nothing run ------------------------------------
 
 

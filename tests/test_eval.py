@@ -83,6 +83,28 @@ def test_the_version_and_the_exit_statuses_in_help() -> None:
     assert "Exit status: 0 evaluated; 2 usage" in " ".join(fashion_eval("--help").stdout.split())
 
 
+def test_the_table_and_help_print_brackets_as_written(monkeypatch) -> None:
+    """rich reads "[test]" as markup unless told not to: the reason a set is skipped
+    keeps its install hint, and the optional DATA argument is shown as [DATA]."""
+    from typer.testing import CliRunner
+
+    from fashion_onnx.errors import DataNotFoundError
+    from fashion_onnx.eval import cli, ood_sets
+
+    def no_sets(name: str, images: np.ndarray) -> np.ndarray:
+        raise DataNotFoundError(f"the {name} set needs scikit-learn (the [test] extra)")
+
+    monkeypatch.setattr(ood_sets, "build", no_sets)
+    monkeypatch.setenv("COLUMNS", "200")  # one line per row
+    done = CliRunner().invoke(cli.app, ["samples", "--no-speed", "--ood"])
+    assert done.exit_code == 0, done.output
+    assert "skipped: the digits set needs scikit-learn (the [test] extra)" in " ".join(
+        done.stdout.split()
+    )
+    usage = fashion_eval("--help").stdout
+    assert "[DATA]" in usage and "[[DATA]]" not in usage
+
+
 def test_fashion_eval_imports_neither_torch_nor_onnx_nor_matplotlib() -> None:
     code = (
         "import sys, fashion_onnx.eval.cli, fashion_onnx.eval.run, fashion_onnx.eval.ood_sets; "

@@ -70,6 +70,7 @@ def test_every_output_format_parses(folder: Path, tmp_path: Path) -> None:
     assert set(table[0]) == {"path", "label", "class", "confidence", "class_2", "confidence_2"}
     assert [r["class"] for r in table] == [r["class"] for r in records]
     out = tmp_path / "out" / "predictions.jsonl"
+    out.parent.mkdir()  # a missing folder is refused (test_unix.py)
     to_file = runner.invoke(app, [str(folder), "--format", "jsonl", "-o", str(out)])
     assert to_file.exit_code == 0 and to_file.stdout == ""
     assert [r["class"] for r in rows_of(out.read_text())] == [r["class"] for r in records]
@@ -156,11 +157,16 @@ def test_a_decompression_bomb_is_refused_before_decoding(tmp_path: Path) -> None
         path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
         return path
 
-    huge = png_header_only(tmp_path / "huge.png", 30000)  # 900 Mpx: Pillow's own limit
+    huge = png_header_only(tmp_path / "huge.png", 30000)  # 900 Mpx: Pillow's error first
+    big = png_header_only(tmp_path / "big.png", 10000)  # 100 Mpx: Pillow's warning first
     large = png_header_only(tmp_path / "large.png", 7000)  # 49 Mpx: ours
-    result = runner.invoke(app, [str(huge), str(large)])
+    result = runner.invoke(app, [str(huge), str(big), str(large)])
     assert result.exit_code == 1
-    assert f"{huge}: decompression bomb refused before decoding" in result.stderr
+    for path, pixels in ((huge, "900,000,000"), (big, "100,000,000")):
+        assert (
+            f"{path}: decompression bomb refused before decoding: {pixels} pixels exceeds "
+            "the 40,000,000-pixel limit"  # ours, not Pillow's 89,478,485 or 178,956,970
+        ) in result.stderr
     assert (
         f"{large}: decompression bomb refused before decoding: 7000x7000 pixels exceeds "
         "the 40,000,000-pixel limit"
@@ -352,6 +358,24 @@ def test_labels_that_match_no_input_warn_with_the_rule(tmp_path: Path) -> None:
         f"relative to the CSV's folder, {tmp_path}"
     ]
     assert "correct: 0/0" in result.stderr
+
+
+def test_labels_that_list_some_of_the_inputs_say_so(tmp_path: Path) -> None:
+    """correct: 4/5 of 20 images once came without a word."""
+    partial = SAMPLES / "labels.csv"
+    lines = partial.read_text().splitlines()
+    some = tmp_path / "some.csv"
+    some.write_text("\n".join(lines[:6]) + "\n")  # the header and 5 files
+    for name in os.listdir(SAMPLES):
+        if name != "labels.csv":
+            os.symlink(SAMPLES / name, tmp_path / name)
+    result = fashion_infer(str(tmp_path), "--labels", str(some))
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        f"warning: --labels {some}: lists 5 of the 20 inputs; only those are judged"
+    ]
+    assert "correct: " in result.stderr and "/5 (" in result.stderr
 
 
 def test_labels_accept_any_case_and_warn_once_per_unknown_class(tmp_path: Path) -> None:

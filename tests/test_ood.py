@@ -111,7 +111,7 @@ def test_the_cli_abstains_in_csv_and_counts_it(mixed: Path) -> None:
     done = _run(mixed, "--format", "csv", "--abstain", "--ood-score", "--invert", "never")
     assert done.returncode == 0, done.stderr
     rows = list(csv.DictReader(io.StringIO(done.stdout)))
-    assert list(rows[0]) == ["path", "label", "class", "confidence", "ood_score"]
+    assert list(rows[0]) == ["path", "label", "class", "confidence", "guess", "ood_score"]
     unknown = {r["path"] for r in rows if r["label"] == "-1"}
     assert all(r["class"] == "unknown" for r in rows if r["label"] == "-1")
     assert {f"in/n{i}.png" for i in range(10)} <= unknown
@@ -119,6 +119,30 @@ def test_the_cli_abstains_in_csv_and_counts_it(mixed: Path) -> None:
     plain = _run(mixed, "--format", "csv", "--invert", "never")
     assert "ood_score" not in plain.stdout and "-1," not in plain.stdout
     assert "unknown" not in plain.stderr
+
+
+@pytest.mark.parametrize("fmt", ["csv", "table"])
+def test_an_abstaining_row_keeps_the_models_guess_beside_its_top_k(mixed: Path, fmt: str) -> None:
+    """With --top-k 3, the guess (the most probable class) is not among class_2, class_3:
+    the guess column says what the model thought, as JSON's top_k does."""
+    args = ("--min-confidence", "0.999", "--top-k", "3", "--invert", "never")
+    done = _run(mixed, "--format", fmt, *args)
+    as_json = _run(mixed, "--format", "json", *args)
+    assert done.returncode == 0 and as_json.returncode == 0, done.stderr
+    guesses = {r["path"]: r["top_k"][0]["class"] for r in json.loads(as_json.stdout)}
+    unknown = [r["path"] for r in json.loads(as_json.stdout) if r["class"] == "unknown"]
+    assert unknown
+    if fmt == "csv":
+        rows = list(csv.DictReader(io.StringIO(done.stdout)))
+        assert list(rows[0])[:5] == ["path", "label", "class", "confidence", "guess"]
+        assert {r["path"]: r["guess"] for r in rows} == guesses
+    else:
+        lines = done.stdout.splitlines()
+        assert lines[0].split()[:3] == ["class", "conf", "guess"]
+        for line in lines[1:]:
+            path = line.split()[-1]
+            assert line.startswith("unknown" if path in unknown else guesses[path])
+            assert f"% {guesses[path]} " in " ".join(line.split()) + " "
 
 
 def test_the_cli_min_confidence_in_json(mixed: Path) -> None:

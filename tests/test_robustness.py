@@ -319,6 +319,7 @@ def test_ctrl_c_during_inference_leaves_no_output_file_only_the_journal(
     for i in range(5):
         (tmp_path / f"{i}.png").write_bytes(real_png)
     out = tmp_path / "out" / "predictions.csv"
+    out.parent.mkdir()
 
     def interrupted(self, *args):
         raise KeyboardInterrupt

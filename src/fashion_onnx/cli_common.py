@@ -251,6 +251,10 @@ def progress_bar(enabled: bool) -> Iterator[Callable[[int], None]]:
         TimeElapsedColumn(),
         console=Console(stderr=True),
         transient=True,
+        # rich's default catches what is printed to stdout while the bar shows and draws it
+        # above the bar, on stderr: the rows would never reach a pipe or a file (#32)
+        redirect_stdout=False,
+        redirect_stderr=False,
     )
     task = bar.add_task("classifying", total=None)
     with bar:

@@ -44,7 +44,7 @@ def eval_command(
     data: Annotated[
         Path | None,
         typer.Argument(
-            metavar="[DATA]",
+            metavar="DATA",
             help="A folder with labels.csv, a .npz (images, labels) or a .npy of images. "
             "[default: the real test set]",
             show_default=False,
@@ -109,47 +109,51 @@ def _pct(value: float) -> str:
 def summary_table(report: EvalReport) -> Table:
     """The report for the terminal: one table."""
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=f"{report.model} on {report.data}", show_header=False)
+    # plain text, never markup: "[test]" in a reason, a path with brackets, stay as written
+    table = Table(title=Text(f"{report.model} on {report.data}"), show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value")
-    table.add_row("top-1 / top-2 accuracy", f"{_pct(report.top1)} / {_pct(report.top2)}")
+
+    def row(what: str, value: str) -> None:
+        table.add_row(Text(what), Text(value))
+
+    row("top-1 / top-2 accuracy", f"{_pct(report.top1)} / {_pct(report.top2)}")
     for i, name in enumerate(report.class_names):
-        table.add_row(
+        row(
             f"  {name}",
             f"precision {_pct(report.precision[i])}, recall {_pct(report.recall[i])}",
         )
     temp = "" if report.temperature is None else f" (T = {report.temperature:.4f})"
-    table.add_row(
+    row(
         f"ECE, {report.ece_bins} bins",
         f"{report.ece_probabilities:.4f} probabilities, {report.ece_calibrated:.4f} reported{temp}",
     )
     for v in report.variants:
-        table.add_row(
-            v.precision, f"accuracy {_pct(v.accuracy)}, top-1 agreement {_pct(v.agreement)}"
-        )
+        row(v.precision, f"accuracy {_pct(v.accuracy)}, top-1 agreement {_pct(v.agreement)}")
     for s in report.speed:
-        table.add_row(
+        row(
             f"speed, {s.device}",
             f"batch 1 p50 {s.p50_ms:.3f} ms, p99 {s.p99_ms:.3f} ms; "
             f"batch 1,024 {s.images_per_s:,.0f} img/s ({s.provider})",
         )
     if report.ood is not None:
         o = report.ood
-        table.add_row(
+        row(
             "OOD threshold",
             f"{o.chosen} > {o.threshold:.4f} abstains ({o.threshold_source}); "
             f"keeps {_pct(o.kept)} of the data",
         )
         for score, rows in o.sets.items():
             for r in rows:
-                table.add_row(
+                row(
                     f"  {score} vs {r.name}",
                     f"AUROC {r.auroc:.4f}, marked unknown {_pct(r.flagged)} of {r.images:,}"
                     + (" (rows use this score)" if score == o.chosen else ""),
                 )
         for name, why in o.skipped.items():
-            table.add_row(f"  {name}", f"skipped: {why}")
+            row(f"  {name}", f"skipped: {why}")
     return table
 
 

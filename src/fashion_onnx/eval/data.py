@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fashion_onnx.constants import CLASS_NAMES, IMAGE_SIZE
+from fashion_onnx.constants import CLASS_NAMES
 from fashion_onnx.errors import DataNotFoundError, InvalidArgumentError
 from fashion_onnx.fashion_mnist import load_split
 
@@ -74,38 +74,35 @@ def folder(path: Path) -> Labelled:
 
 
 def arrays(images_path: Path, labels_path: Path | None) -> Labelled:
-    """Arrays: a ``.npz`` holding ``images`` and ``labels``, or a ``.npy`` of images with
-    ``labels_path`` (a ``.npy`` of class indices). Images uint8 (N, 28, 28) or
-    (N, 1, 28, 28), light garment on dark.
+    """An array file as ``fashion-infer`` reads it (``infer.arrays``: IDX, ``.npy`` or
+    ``.npz``; uint8 or floats in [0, 1]; light garment on dark) and its labels: an
+    ``.npz``'s own ``labels`` array, or ``labels_path`` (an IDX label file, a ``.npy`` or
+    an ``.npz`` with ``labels``), one per image, in order.
 
     Raises:
-        InvalidArgumentError: missing labels, or shapes or values that do not fit.
+        InvalidArgumentError: missing labels, a layout that is no image batch, or as many
+            labels as images they are not.
     """
-    if images_path.suffix == ".npz":
-        with np.load(images_path) as archive:
-            if not {"images", "labels"} <= set(archive.files):
-                raise InvalidArgumentError(
-                    f"{images_path}: expected arrays named images and labels, "
-                    f"found {', '.join(archive.files)}"
-                )
-            images, labels = archive["images"], archive["labels"]
+    from fashion_onnx.infer.arrays import (
+        check_label_count,
+        npz_labels,
+        read_images,
+        read_labels_array,
+    )
+
+    images = read_images(str(images_path))
+    if labels_path is not None:
+        labels = read_labels_array(str(labels_path))
+        where = f"--labels {labels_path}"
     else:
-        if labels_path is None:
-            raise InvalidArgumentError(f"{images_path}: give its labels with --labels FILE.npy")
-        images, labels = np.load(images_path), np.load(labels_path)
-    if images.ndim == 4 and images.shape[1] == 1:
-        images = images[:, 0]
-    if images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
-        raise InvalidArgumentError(
-            f"{images_path}: images of shape {images.shape}, expected (N, 28, 28)"
-        )
-    if images.dtype != np.uint8:
-        raise InvalidArgumentError(f"{images_path}: images of dtype {images.dtype}, expected uint8")
-    labels = np.asarray(labels).astype(np.int64)
-    if labels.shape != (len(images),) or labels.min(initial=0) < 0 or labels.max(initial=0) > 9:
-        raise InvalidArgumentError(
-            f"labels of shape {labels.shape}, expected ({len(images)},) class indices 0..9"
-        )
+        inside = npz_labels(str(images_path)) if images_path.suffix == ".npz" else None
+        if inside is None:
+            raise InvalidArgumentError(
+                f"{images_path}: give its labels with --labels FILE (an IDX label file, a "
+                ".npy of class indices, or an .npz with labels)"
+            )
+        labels, where = inside, str(images_path)
+    check_label_count(len(labels), len(images), where)
     return Labelled(f"{images_path} ({len(images)} images)", labels, images)
 
 
@@ -122,6 +119,10 @@ def load(spec: Path | None, labels: Path | None = None, data_dir: Path | None = 
         return folder(spec)
     if not spec.is_file():
         raise DataNotFoundError(f"{spec}: no such file or folder")
-    if spec.suffix not in (".npz", ".npy"):
-        raise InvalidArgumentError(f"{spec}: give a folder with labels.csv, a .npz or a .npy")
+    from fashion_onnx.infer.arrays import is_array_file
+
+    if not is_array_file(str(spec)):
+        raise InvalidArgumentError(
+            f"{spec}: give a folder with labels.csv, or an array file (IDX, .npy or .npz)"
+        )
     return arrays(spec, labels)

@@ -87,8 +87,10 @@ def noise(count: int = 2000, seed: int = SEED) -> np.ndarray:
 
 
 def inverted(test_images: np.ndarray, count: int = 2000) -> np.ndarray:
-    """The first ``count`` test images, dark garment on light: the wrong polarity."""
-    return np.asarray(255 - test_images[:count])
+    """The first ``count`` test images, dark garment on light: the wrong polarity (floats
+    in [0, 1] stay floats)."""
+    first = test_images[:count]
+    return np.asarray((1 if first.dtype.kind == "f" else 255) - first)
 
 
 def build(name: str, test_images: np.ndarray) -> np.ndarray:

@@ -4,7 +4,12 @@ uncompressed in the file (the workers map their own slice), streamed in order wh
 are compressed (this process inflates them and hands the pixels out).
 
 Accepted: uint8 ``[N,28,28]``, ``[N,784]`` or ``[N,1,28,28]``, or floats in [0, 1] of the
-same shapes. Rows are named ``FILE[i]`` (``FILE:ARRAY[i]`` for ``.npz``), 0-based.
+same shapes. Rows are named ``FILE[i]`` (``FILE:ARRAY[i]`` for ``.npz``), 0-based. In an
+``.npz``, an array named ``labels`` holds the class indices of its images, in order.
+
+One reader for ``fashion-infer`` (chunks, ``array_chunks``) and ``fashion-eval`` (whole,
+``read_images``), and one rule for labels by position: as many as the images
+(``check_label_count``).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from fashion_onnx.constants import IMAGE_SIZE
 from fashion_onnx.errors import InvalidArgumentError
 
 PIXELS = IMAGE_SIZE * IMAGE_SIZE
+LABELS_MEMBER = "labels.npy"  # an .npz's class indices, never images
 IDX_IMAGES, IDX_LABELS = 0x00000803, 0x00000801  # ubyte, 3 and 1 dimensions
 Stream = IO[bytes] | io.BufferedIOBase  # open(), gzip.open() or ZipFile.open()
 ACCEPTED = "uint8 or float [N,28,28], [N,784] or [N,1,28,28]"
@@ -210,9 +216,9 @@ def _npz(path: str, base: int, size: int, floats_only: bool) -> Iterator[ArrayCh
     except (zipfile.BadZipFile, OSError) as exc:
         raise ArrayInputError(f"{path}: not a readable .npz archive ({exc})") from None
     with archive:
-        members = [m for m in archive.infolist() if m.filename.endswith(".npy")]
+        members = _image_members(archive)
         if not members:
-            raise ArrayInputError(f"{path}: no arrays in this .npz")
+            raise ArrayInputError(f"{path}: no arrays of images in this .npz")
         for member in members:
             name = f"{path}:{member.filename.removesuffix('.npy')}"
             with archive.open(member) as handle:
@@ -241,6 +247,14 @@ def _npz(path: str, base: int, size: int, floats_only: bool) -> Iterator[ArrayCh
                     base + start,
                 )
             base += count
+
+
+def _image_members(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+    return [
+        m
+        for m in archive.infolist()
+        if m.filename.endswith(".npy") and m.filename != LABELS_MEMBER
+    ]
 
 
 def array_chunks(
@@ -272,12 +286,84 @@ def array_chunks(
         raise ArrayInputError(f"{path}: corrupt compressed data ({exc})") from None
 
 
+def count_images(path: str) -> int:
+    """How many images an array file holds, from its headers alone.
+
+    Raises:
+        ArrayInputError: as ``array_chunks``.
+    """
+    lower = path.lower()
+    try:
+        if lower.endswith(".npy"):
+            with open(path, "rb") as handle:
+                return _npy_header(handle, path)[0]
+        if lower.endswith(".npz"):
+            with zipfile.ZipFile(path) as archive:
+                total = 0
+                for member in _image_members(archive):
+                    with archive.open(member) as handle:
+                        total += _npy_header(handle, f"{path}:{member.filename}")[0]
+                return total
+        with (gzip.open if lower.endswith(".gz") else open)(path, "rb") as handle:
+            return _idx_header(handle, path)
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        raise ArrayInputError(f"{path}: {reason}") from None
+
+
+def read_images(path: str) -> np.ndarray:
+    """Every image of an array file, (N, 28, 28): uint8, or float32 in [0, 1] if any of its
+    arrays is float (uint8 ones then divided by 255), checked as ``array_chunks`` does."""
+    parts = [chunk.images() for chunk in array_chunks(path, 0, 65_536)]
+    if not parts:
+        return np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+    if any(p.dtype.kind == "f" for p in parts):
+        parts = [p.astype(np.float32) / (255 if p.dtype == np.uint8 else 1) for p in parts]
+    return np.concatenate(parts)
+
+
+def npz_labels(path: str) -> np.ndarray | None:
+    """The class indices an ``.npz`` holds (its ``labels`` array), or None.
+
+    Raises:
+        ArrayInputError: unreadable, or not class indices 0..9.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if LABELS_MEMBER not in archive.namelist():
+                return None
+            with archive.open(LABELS_MEMBER) as handle:
+                labels = np.lib.format.read_array(handle, allow_pickle=False)
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as exc:
+        raise ArrayInputError(f"{path}: labels: {getattr(exc, 'strerror', None) or exc}") from None
+    return _class_indices(labels, f"{path}:labels")
+
+
+def check_label_count(labels: int, images: int, where: str) -> None:
+    """Labels by position name the images in order: as many of each, or refused.
+
+    Raises:
+        InvalidArgumentError: the counts differ.
+    """
+    if labels != images:
+        raise InvalidArgumentError(
+            f"{where}: {labels:,} labels for {images:,} array images; labels are matched to "
+            "the images in order, so there must be one per image"
+        )
+
+
 def read_labels_array(path: str) -> np.ndarray:
-    """Class indices from an IDX label file (gzipped or not) or a ``.npy``: (N,) int64.
+    """Class indices from an IDX label file (gzipped or not), a ``.npy``, or an ``.npz``'s
+    ``labels`` array: (N,) int64.
 
     Raises:
         ArrayInputError: not such a file, or labels outside 0..9.
     """
+    if path.lower().endswith(".npz"):
+        found = npz_labels(path)
+        if found is None:
+            raise ArrayInputError(f"{path}: no array named labels in this .npz")
+        return found
     try:
         if path.lower().endswith(".npy"):
             labels = np.load(path, allow_pickle=False)
@@ -293,6 +379,10 @@ def read_labels_array(path: str) -> np.ndarray:
     except (OSError, EOFError, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise ArrayInputError(f"{path}: {reason}") from None
+    return _class_indices(labels, path)
+
+
+def _class_indices(labels: np.ndarray, path: str) -> np.ndarray:
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
         raise ArrayInputError(
             f"{path}: labels of shape {list(labels.shape)} and dtype "

@@ -50,7 +50,8 @@ def _choice(value: str, choices: tuple[str, ...], option: str) -> str:
     "(pip install 'fashion-onnx[ray,cpu]').\n\n"
     "Exit status: 0 every input was classified; 1 some inputs failed (each named on "
     "stderr), the rest were classified; 2 usage or configuration error (no inputs found, "
-    "missing or incompatible model, unusable device or cluster).",
+    "missing or incompatible model, unusable device or cluster); 128+N stopped by signal N "
+    "(130 Ctrl-C, 141 the reader of stdout left, 143 SIGTERM).",
 )
 def infer_command(
     paths: Annotated[
@@ -112,7 +113,8 @@ def infer_command(
         typer.Option(
             "--format",
             help="table, csv, json, jsonl; or parquet (--engine ray, -o a directory or URI). "
-            "[default: from -o's suffix (.csv, .json, .jsonl, .parquet, any case), else table]",
+            "[default: from -o's suffix (.csv, .json, .jsonl, any case; .parquet with --engine "
+            "ray), else table]",
             show_default=False,
         ),
     ] = None,
@@ -199,7 +201,11 @@ def infer_command(
 
     _choice(invert, INVERT_CHOICES, "--invert")
     _choice(fit, FIT_CHOICES, "--fit")
-    fmt = pick_format(fmt, output)
+    from fashion_onnx.infer.output import FORMATS, pick_format
+
+    if fmt is not None:
+        _choice(fmt, (*FORMATS, "parquet"), "--format")
+    fmt = run_reporting_errors(lambda: pick_format(fmt, output))
     _choice(engine, ("local", "ray"), "--engine")
     if fmt == "parquet" and (engine != "ray" or output is None):
         raise typer.BadParameter(
@@ -240,42 +246,39 @@ def infer_command(
 
 
 def main() -> None:
-    # No BLAS is used here or in the workers (they fork from this process): one OpenBLAS
-    # thread spares the ~70 ms of CPU numpy's import spends starting a pool of them.
+    # No BLAS here or in the forked workers: one OpenBLAS thread spares numpy's ~70 ms.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    # rows name files as they are named: one that is not UTF-8 as its own bytes
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="surrogateescape")
     run_then_exit_at_once(app)
 
 
-def pick_format(fmt: str | None, output: str | None) -> str:
-    """--format as given, else the one -o's suffix names, else table. A suffix that names
-    another format than the one given is refused (``--format json -o out.csv``)."""
-    from fashion_onnx.infer.output import FORMATS, format_of
-
-    implied = format_of(output) if output is not None else None
-    if fmt is None:
-        return implied[1] if implied else "table"
-    _choice(fmt, (*FORMATS, "parquet"), "--format")
-    if implied is not None and implied[1] != fmt:
-        fail(
-            f"--output {output} ends in {implied[0]}, but --format is {fmt}: change one of "
-            "them (or leave --format out: the suffix decides)"
-        )
-    return fmt
-
-
 def report_failures(failures: list[Failure]) -> None:
-    for failure in failures:
-        typer.echo(f"{failure.path}: {failure.reason}", err=True)
+    typer.echo("".join(f"{f.path}: {f.reason}\n" for f in failures), err=True, nl=False)
 
 
 def run(paths: list[str], output: str | None, options: JobOptions, *, progress: bool) -> int:
     """Run the job; print the summary (or how to resume); return the exit status."""
-    from fashion_onnx.infer.job import write_predictions
+    from fashion_onnx.infer.job import JobInterrupted, write_predictions
 
-    with progress_bar(progress) as advance:
-        result = write_predictions(
-            paths, output, options, on_failures=report_failures, on_progress=advance
+    try:
+        with progress_bar(progress) as advance:
+            result = write_predictions(
+                paths, output, options, on_failures=report_failures, on_progress=advance
+            )
+    except BrokenPipeError:  # the reader left (| head): end quietly, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13  # SIGPIPE's status, without dying of it
+    except JobInterrupted as stopped:
+        done, more = stopped.counts.classified + stopped.counts.failed, stopped.partly
+        typer.echo(
+            f"interrupted: the rows of the first {done:,} input(s)"
+            f"{', and part of the next' if more else ''} were written to "
+            f"{output or 'stdout'}; the rest were not classified",
+            err=True,
         )
+        return 128 + stopped.signal
     if result.interrupted is not None:
         typer.echo(
             f"interrupted: {result.saved:,} of the images are saved in "
@@ -288,7 +291,7 @@ def run(paths: list[str], output: str | None, options: JobOptions, *, progress: 
         f"{counts.classified} image(s) classified, {counts.failed} failed, on {result.where}, "
         f"fit {options.fit}, {counts.classified / seconds:,.0f} images/s ({seconds:.2f}s)"
     )
-    if options.labels is not None:
+    if options.labels is not None or counts.listed:  # --labels, or an .npz's own
         share = f" ({100 * counts.right / counts.judged:.1f}%)" if counts.judged else ""
         summary += f"; correct: {counts.right}/{counts.judged}{share}"
     if options.trust.min_confidence is not None or options.trust.abstain:

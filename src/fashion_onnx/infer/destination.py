@@ -3,10 +3,15 @@ how an output is written.
 
 - no ``-o``: a stream (stdout), written as rows come; while a library that prints (Ray)
   runs, file descriptor 1 points at stderr and the rows go to a private copy of it;
+- ``-o`` a FIFO, a character device (``/dev/null``, a terminal) or ``/dev/stdout``: a
+  stream too, opened where it is, never replaced;
 - ``-o FILE`` with local inputs: the resume journal (``journal.Journal``), whose rows are
-  renamed onto FILE at the end;
+  renamed onto FILE at the end; through a symlink, onto its target (the link stays);
 - ``-o FILE`` with URI inputs (Ray lists them, so no part of the run can be skipped on a
   resume): one temporary file beside FILE, renamed onto it at the end.
+
+Anything else at the path (a socket, a block device) is refused, and so is a FILE whose
+folder does not exist. File names that are not UTF-8 are written as their own bytes.
 
 Every destination is used the same way: write into ``stream``, ``commit`` each finished
 chunk, ``publish`` at the end; ``save`` on an interrupt, ``close`` always.
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Protocol, TextIO, TypeVar
@@ -79,11 +85,14 @@ class _Plain:
 
 
 class StreamDestination(_Plain):
-    """Rows to an open stream (stdout); ``guard``: see the module's docstring."""
+    """Rows to an open stream (stdout; or a FIFO or device, opened and closed here);
+    ``guard``: see the module's docstring."""
 
-    def __init__(self, stream: TextIO, *, guard: bool = False) -> None:
+    def __init__(self, stream: TextIO, *, guard: bool = False, owned: bool = False) -> None:
         super().__init__()
         self._stack = contextlib.ExitStack()
+        if owned:
+            self._stack.enter_context(stream)
         self.stream = self._stack.enter_context(_guarded(stream)) if guard else stream
 
     def failed(self, exc: OSError) -> FashionOnnxError:
@@ -107,7 +116,7 @@ class OneGoFile(_Plain):
         self._stack = contextlib.ExitStack()
         self._tmp = self._stack.enter_context(atomic_path(output))
         self.stream: TextIO = self._stack.enter_context(
-            open(self._tmp, "w", encoding="utf-8", newline="")
+            open(self._tmp, "w", encoding="utf-8", errors="surrogateescape", newline="")
         )
 
     def failed(self, exc: OSError) -> FashionOnnxError:
@@ -146,6 +155,49 @@ def _guarded(stream: TextIO) -> Iterator[TextIO]:
         os.close(saved)
 
 
+# Paths that name a process's own streams: written as they are, whatever they point to.
+STREAM_PATHS = ("/dev/stdout", "/dev/stderr", "/dev/fd/", "/proc/self/fd/")
+
+
+def where_to_write(output: str, *, resume: bool) -> tuple[str, str]:
+    """("file", the path to write, a symlink's target) or ("stream", ``output``).
+
+    Raises:
+        InvalidArgumentError: neither a regular file (or none yet, in a folder that
+            exists), nor a FIFO or a character device; or a stream with ``resume``.
+    """
+    if output.startswith(STREAM_PATHS):
+        kind: str | None = "stream"
+    else:
+        try:
+            mode = os.stat(output).st_mode  # through symlinks
+        except FileNotFoundError:
+            mode = None
+        except OSError as exc:
+            raise InvalidArgumentError(f"--output {output}: {exc.strerror or exc}") from None
+        if mode is None or stat.S_ISREG(mode):
+            kind = "file"
+        elif stat.S_ISFIFO(mode) or stat.S_ISCHR(mode):
+            kind = "stream"
+        else:
+            raise InvalidArgumentError(
+                f"--output {output} is not a regular file, a FIFO or a character device"
+            )
+    if kind == "stream":
+        if resume:
+            raise InvalidArgumentError(
+                f"--resume needs -o to be a regular file; {output} is a stream (a FIFO or a "
+                "device), written as the rows come"
+            )
+        return "stream", output
+    # through a symlink, its target is written (the link stays); else the path as given
+    target = os.path.realpath(output) if os.path.islink(output) else output
+    folder = os.path.dirname(target) or "."
+    if not os.path.isdir(folder):
+        raise InvalidArgumentError(f"--output {output}: the folder {folder} does not exist")
+    return "file", target
+
+
 def open_destination(
     output: str | None,
     fingerprint: Callable[[], dict[str, object]],
@@ -165,13 +217,17 @@ def open_destination(
     """
     if output is None:
         return StreamDestination(stream or sys.stdout, guard=guard_stdout)
+    kind, path = where_to_write(output, resume=resume)
+    if kind == "stream":
+        opened = open(path, "w", encoding="utf-8", errors="surrogateescape", newline="")
+        return StreamDestination(opened, owned=True)
     if uris:
         if resume:
             raise InvalidArgumentError("--resume takes local paths on --engine ray, not URIs")
-        return OneGoFile(output)
+        return OneGoFile(path)
     from fashion_onnx.infer.journal import Journal
 
-    return Journal.open(output, fingerprint(), resume=resume)
+    return Journal.open(path, fingerprint(), resume=resume)
 
 
 def check_destination(
@@ -181,10 +237,13 @@ def check_destination(
     cluster says so before it waits for the connection)."""
     if output is None:
         return
+    kind, path = where_to_write(output, resume=resume)
+    if kind == "stream":
+        return
     if uris:
         if resume:
             raise InvalidArgumentError("--resume takes local paths on --engine ray, not URIs")
         return
     from fashion_onnx.infer.journal import Journal
 
-    Journal.check(output, fingerprint(), resume=resume)
+    Journal.check(path, fingerprint(), resume=resume)

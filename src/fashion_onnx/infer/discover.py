@@ -18,7 +18,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
 from fashion_onnx.infer.images import IMAGE_SUFFIXES
-from fashion_onnx.infer.pool import start
+from fashion_onnx.infer.pool import die_with_parent, start
 
 GLOB_CHARS = frozenset("*?[")
 
@@ -118,16 +118,16 @@ def _listing_problem(exc: OSError) -> str:
 
 def find_image_runs(
     inputs: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
-    seen_dirs: set[tuple[int, int]] | None = None,
 ) -> Iterator[Run]:
     """Every image path under ``inputs`` and every problem met on the way, in order, as
-    runs: (paths, None) or ([], (path, problem)). See ``find_images`` for the rules.
-    ``seen_dirs``: directories (device, inode) already walked, shared between calls."""
-    seen_dirs = set() if seen_dirs is None else seen_dirs
+    runs: (paths, None) or ([], (path, problem)). See ``find_images`` for the rules. Each
+    argument is walked on its own, as given: a directory given twice (``a a``) is walked
+    twice, like ``cat a a`` reads its file twice; only a directory met again within one
+    argument's walk is a symlink loop."""
     for item in as_inputs(inputs):
         arg = os.fspath(item)
         if os.path.isdir(arg):
-            yield from _walk(arg, seen_dirs)
+            yield from _walk(arg, set())
         elif os.path.lexists(arg):
             yield [arg], None
         elif GLOB_CHARS & set(arg):
@@ -147,14 +147,15 @@ def find_image_runs(
 WalkedChunk = tuple[str, int, list[tuple[str, str]]]
 
 
-def _walk_on_request(pipe: Connection, parents_end: Connection) -> None:
+def _walk_on_request(pipe: Connection, parents_end: Connection, parent: int) -> None:
     """The walker process: for each (argument, chunk size) received, send its files in
     chunks of that size ("\\0"-joined: one string to pickle, passed on as it is) with the
-    problems met before them, in order, then None. Directories already walked are
-    remembered across arguments. ``parents_end`` (inherited) is closed at once: were it
+    problems met before them, in order, then None. ``parents_end`` (inherited) is
+    closed at once: were it
     held here, a parent killed midway would leave this process blocked in ``send``."""
     parents_end.close()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    die_with_parent(parent)
     try:
         _walk_requests(pipe)
     except (EOFError, ConnectionError):  # the parent stopped listening (done, or died): end
@@ -162,12 +163,11 @@ def _walk_on_request(pipe: Connection, parents_end: Connection) -> None:
 
 
 def _walk_requests(pipe: Connection) -> None:
-    seen_dirs: set[tuple[int, int]] = set()
     while (request := pipe.recv()) is not None:
         arg, size = request
         pending: list[str] = []
         problems: list[tuple[str, str]] = []
-        for paths, problem in find_image_runs([arg], seen_dirs):
+        for paths, problem in find_image_runs([arg]):
             if problem is not None:
                 problems.append(problem)
             pending.extend(paths)
@@ -220,7 +220,7 @@ class Walker:
             ctx = mp.get_context("fork" if sys.platform.startswith("linux") else None)
             self._pipe, child = ctx.Pipe()
             self._process = ctx.Process(
-                target=_walk_on_request, args=(child, self._pipe), daemon=True
+                target=_walk_on_request, args=(child, self._pipe, os.getpid()), daemon=True
             )
             start(self._process)  # the garbage collector frozen: see pool.start
             child.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import stat
 import warnings
 from collections.abc import Iterator
@@ -310,7 +311,14 @@ def open_image(source: Source, preparation: Preparation) -> Image.Image:
             "empty file (0 bytes)" if size == 0 else "not an image Pillow can read"
         ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"decompression bomb refused before decoding: {exc}") from None
+        # Pillow's own limits (89,478,485 and twice that) come first on the largest: say
+        # ours, the one that holds for every image
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        pixels = f"{int(found.group(1)):,} pixels" if found else "the image"
+        raise ImageError(
+            f"decompression bomb refused before decoding: {pixels} exceeds the "
+            f"{MAX_PIXELS:,}-pixel limit"
+        ) from None
     except (OSError, SyntaxError, EOFError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ImageError(f"truncated or corrupt image: {first}") from None

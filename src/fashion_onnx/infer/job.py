@@ -81,6 +81,17 @@ class JobOptions:
     ray_address: str | None = None
 
 
+class JobInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM (``signal``) stopped a run whose rows go to a stream (no journal
+    to resume from) at a chunk boundary: the rows of ``counts`` are written, and nothing
+    after them. ``partly``: a second Ctrl-C cut a chunk's rows short, so the rows of
+    ``counts`` were written, and part of the next chunk's."""
+
+    def __init__(self, counts: Counts, *, signal: int = 2, partly: bool = False) -> None:
+        super().__init__()
+        self.counts, self.signal, self.partly = counts, signal, partly
+
+
 @dataclass
 class JobResult:
     counts: Counts
@@ -122,9 +133,10 @@ def write_predictions(
         ModelError, DeviceError, RayClusterError, ArrayInputError, JournalWriteError:
             as their names say.
     """
+    from fashion_onnx.infer.arrays import check_label_count
     from fashion_onnx.infer.classifier import Classifier
     from fashion_onnx.infer.files import default_workers
-    from fashion_onnx.infer.labels import read_labels
+    from fashion_onnx.infer.labels import labels_inside, read_labels
     from fashion_onnx.infer.prepare import check_fit, check_invert
     from fashion_onnx.infer.sources import array_inputs, check_arrays
 
@@ -136,12 +148,15 @@ def write_predictions(
         raise InvalidArgumentError(
             f"{arrays[0]}: array files are classified by the local engine (--engine local)"
         )
-    check_arrays(arrays)
+    array_images = check_arrays(arrays)
     if not arrays and not _any_image(inputs, on_failures):
         raise InvalidArgumentError("no image files found in the given paths")
     if output is not None and o.fmt != "parquet" and _is_an_input(output, inputs):
         raise InvalidArgumentError(f"--output {output} is one of the inputs; choose another path")
-    known = read_labels(o.labels) if o.labels is not None else None
+    known = read_labels(o.labels) if o.labels is not None else labels_inside(arrays)
+    if known is not None and known.indices is not None and arrays:
+        where = f"--labels {known.path}" if o.labels is not None else str(known.path)
+        check_label_count(len(known.indices), array_images, where)
     on_ray = o.engine == "ray"
     # With worker processes, this process forks them: keep its own runner single-threaded
     # (no threads to fork) and not spinning (the workers need the cores). On Ray it only
@@ -206,7 +221,7 @@ class _Run:
             self.o.fmt,
             self.classifier.class_names,
             self.o.top_k,
-            labelled=self.o.labels is not None,
+            labelled=self.truth is not None,
             abstain=abstain,
             resumed_rows=destination.rows_before,
         )
@@ -315,14 +330,13 @@ class _Run:
         """Write each finished chunk's rows, as they come, and commit it to the
         destination; stop at a chunk boundary on SIGINT or SIGTERM when the run can be
         resumed. Nothing here is per image."""
-        from fashion_onnx.infer.journal import Stop
+        from fashion_onnx.infer.stop import Stop
         from fashion_onnx.infer.work import Counts
 
         counts = Counts()
         counts.add(destination.saved)  # what earlier runs finished
         self.on_progress(counts.classified + counts.failed)
-        stop = Stop() if destination.resumable else contextlib.nullcontext()
-        with stop:
+        with Stop() as stop:
             try:
                 for chunk in done:
                     self.on_failures(chunk.failures)
@@ -330,21 +344,24 @@ class _Run:
                     destination.commit(chunk.counts, chunk.key)
                     counts.add(chunk.counts)
                     self.on_progress(chunk.counts.classified + chunk.counts.failed)
-                    if isinstance(stop, Stop) and stop.signal is not None:
+                    if stop.signal is not None:
                         break
                 else:
                     writer.close()
             except KeyboardInterrupt:  # a second Ctrl-C
-                if not isinstance(stop, Stop):
-                    raise
+                if not destination.resumable:
+                    raise JobInterrupted(counts, partly=True) from None
                 stop.signal = signal.SIGINT
             except OSError as exc:  # the disk is full: a journal keeps what it recorded
                 if not destination.resumable:
                     raise
                 raise destination.failed(exc) from None
-        if isinstance(stop, Stop) and stop.signal is not None:
+        if stop.signal is not None:
             if hasattr(done, "close"):
                 done.close()  # no more work handed out; the workers end
+            if not destination.resumable:  # a stream: what was written stays, complete
+                writer.close()  # the format's end (JSON's closing bracket)
+                raise JobInterrupted(counts, signal=stop.signal)
             saved = destination.save()
             folder = getattr(destination, "folder", None)
             return JobResult(counts, where, 0.0, stop.signal, saved, folder)
@@ -404,4 +421,4 @@ def _is_an_input(output: str, inputs: list[str]) -> bool:
     return False
 
 
-__all__ = ["JobOptions", "JobResult", "Trust", "write_predictions"]
+__all__ = ["JobInterrupted", "JobOptions", "JobResult", "Trust", "write_predictions"]

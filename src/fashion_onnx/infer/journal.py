@@ -2,8 +2,11 @@
 FILE, so that a kill, Ctrl-C, a full disk or a power cut loses at most the chunks in
 flight, and ``--resume`` finishes the run with the file an uninterrupted run writes.
 
-``FILE.partial/`` is a folder of two files:
+``FILE.partial/`` is a folder of three files:
 
+- ``lock``: held (``fcntl.flock``) by the run writing FILE for as long as it runs, and
+  naming it (pid, start, command line): a second run on the same FILE, with or without
+  ``--resume``, is refused at once with that name, never mixed in;
 - ``rows``: the output so far, byte for byte the beginning of FILE;
 - ``journal``: a header line (the run's fingerprint: inputs, model, the options that
   change the rows), then one line per finished chunk: how many inputs it had and a key of
@@ -31,15 +34,14 @@ import contextlib
 import hashlib
 import json
 import os
-import signal
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from types import FrameType
 from typing import TextIO, TypeVar
 
 from fashion_onnx.errors import FashionOnnxError, InvalidArgumentError
+from fashion_onnx.infer.output_lock import LOCK, release, take_lock
 from fashion_onnx.infer.sources import ChunkKey, key_of
 from fashion_onnx.infer.work import Counts
 
@@ -147,8 +149,11 @@ class Journal:
 
     resumable = True  # what an interrupted run leaves, --resume finishes
 
-    def __init__(self, output: str, fingerprint: dict[str, object], records: list[Record]):
+    def __init__(
+        self, output: str, fingerprint: dict[str, object], records: list[Record], lock: int
+    ):
         self.output = output
+        self._lock = lock  # held while the run writes
         self.folder = partial_path(output)
         self.fingerprint = fingerprint
         self.finished = records  # of the earlier runs, skipped by ``track``
@@ -156,7 +161,10 @@ class Journal:
         end = records[-1].end if records else 0
         with open(rows_path, "r+b" if os.path.exists(rows_path) else "w+b") as raw:
             raw.truncate(end)  # past the last good record: text of chunks never recorded
-        self.stream: TextIO = open(rows_path, "a", encoding="utf-8", newline="")
+        # a file name that is not UTF-8 is written as its own bytes (surrogateescape)
+        self.stream: TextIO = open(
+            rows_path, "a", encoding="utf-8", errors="surrogateescape", newline=""
+        )
         self._journal_fd = os.open(os.path.join(self.folder, JOURNAL), os.O_WRONLY | os.O_APPEND)
         self._pending: list[Record] = []  # committed, not yet synced
         self._synced = time.monotonic()
@@ -179,16 +187,30 @@ class Journal:
             JournalWriteError: it cannot be written.
         """
         folder = partial_path(output)
+        lock = -1
         try:
             if os.path.lexists(folder):
+                ours = (os.path.join(folder, n) for n in (JOURNAL, LOCK))
+                if not os.path.isdir(folder) or not any(map(os.path.lexists, ours)):
+                    raise JournalRefused(
+                        f"{folder} is in the way (it is not a journal of fashion-infer): move it"
+                    )
+            else:
+                os.makedirs(folder)
+            lock = take_lock(output, folder)
+            if os.path.lexists(os.path.join(folder, JOURNAL)):
                 records = cls._read(folder, fingerprint, resume)
                 if records is not None:
-                    return cls(output, fingerprint, records)
+                    return cls(output, fingerprint, records, lock)
                 # a journal whose header never reached the disk holds nothing: start anew
             cls._create(folder, fingerprint)
-            return cls(output, fingerprint, [])
+            return cls(output, fingerprint, [], lock)
         except OSError as exc:
+            release(lock)
             raise JournalWriteError(f"{folder}: {exc.strerror or exc}") from None
+        except BaseException:
+            release(lock)
+            raise
 
     @classmethod
     def check(cls, output: str, fingerprint: dict[str, object], *, resume: bool) -> None:
@@ -200,7 +222,11 @@ class Journal:
         """
         folder = partial_path(output)
         try:
-            if os.path.lexists(folder):
+            if os.path.lexists(os.path.join(folder, LOCK)):
+                release(take_lock(output, folder))
+            if os.path.lexists(folder) and not os.path.lexists(os.path.join(folder, LOCK)):
+                cls._read(folder, fingerprint, resume, repair=False)  # in the way, or old
+            elif os.path.lexists(os.path.join(folder, JOURNAL)):
                 cls._read(folder, fingerprint, resume, repair=False)
         except OSError as exc:
             raise JournalWriteError(f"{folder}: {exc.strerror or exc}") from None
@@ -390,6 +416,7 @@ class Journal:
             os.close(self._journal_fd)
             self._journal_fd = -1
             os.unlink(os.path.join(self.folder, JOURNAL))
+            os.unlink(os.path.join(self.folder, LOCK))  # still held: no run can take it now
             os.rmdir(self.folder)
         except OSError as exc:
             raise self.failed(exc) from None
@@ -402,32 +429,5 @@ class Journal:
             with contextlib.suppress(OSError):
                 os.close(self._journal_fd)
             self._journal_fd = -1
-
-
-class Stop:
-    """While inside: SIGINT and SIGTERM ask the run to stop at the next chunk boundary
-    (``signal`` names the one received) instead of ending it at once; a second SIGINT
-    raises KeyboardInterrupt there and then."""
-
-    def __init__(self) -> None:
-        self.signal: int | None = None
-        self._before: dict[int, object] = {}
-        self._pid = os.getpid()
-
-    def _handle(self, number: int, frame: FrameType | None) -> None:
-        if os.getpid() != self._pid:  # a forked worker inherited this: die as it would
-            signal.signal(number, signal.SIG_DFL)
-            os.kill(os.getpid(), number)
-            return
-        if self.signal is not None and number == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.signal = number
-
-    def __enter__(self) -> Stop:
-        for number in (signal.SIGINT, signal.SIGTERM):
-            self._before[number] = signal.signal(number, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for number, handler in self._before.items():
-            signal.signal(number, handler)  # type: ignore[arg-type]
+        release(self._lock)
+        self._lock = -1

@@ -81,11 +81,19 @@ class Labels:
         return Truth(by_path=truth)
 
     def warn_if_unmatched(self, counts: Counts) -> None:
-        """A warning that names the rule when no listed file was among the inputs."""
+        """A warning when the CSV lists only some of the inputs, and one that names the
+        rule when no listed file (or no array image) was among them."""
         if self.indices is not None and not counts.listed and len(self.indices):
             warnings.warn(
                 f"--labels {self.path}: its {len(self.indices)} labels are for array "
                 "inputs (IDX, .npy, .npz), in order, and there were none",
+                stacklevel=2,
+            )
+        inputs = counts.classified + counts.failed
+        if self.rows and 0 < counts.listed < inputs:
+            warnings.warn(
+                f"--labels {self.path}: lists {counts.listed:,} of the {inputs:,} inputs; "
+                "only those are judged",
                 stacklevel=2,
             )
         if counts.listed or not self.rows:
@@ -98,6 +106,20 @@ class Labels:
             f"{self.path.resolve().parent}",
             stacklevel=2,
         )
+
+
+def labels_inside(arrays: Sequence[str]) -> Labels | None:
+    """Without --labels: the labels the array inputs carry (each an ``.npz`` with a
+    ``labels`` array), in order; None unless every one of them does."""
+    import numpy as np
+
+    from fashion_onnx.infer.arrays import npz_labels
+
+    found = [npz_labels(a) if a.lower().endswith(".npz") else None for a in arrays]
+    known = [f for f in found if f is not None]
+    if not arrays or len(known) < len(arrays):
+        return None
+    return Labels(Path(arrays[0]), [], np.concatenate(known))
 
 
 def read_labels(path: str | os.PathLike[str]) -> Labels:

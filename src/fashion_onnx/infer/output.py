@@ -11,6 +11,7 @@ from typing import TextIO
 
 import numpy as np
 
+from fashion_onnx.errors import InvalidArgumentError
 from fashion_onnx.infer.abstain import UNKNOWN_CLASS, UNKNOWN_LABEL, Abstain
 from fashion_onnx.infer.rows import row_values
 
@@ -31,6 +32,24 @@ def format_of(output: str) -> tuple[str, str] | None:
     return (suffix, SUFFIX_FORMATS[suffix]) if suffix in SUFFIX_FORMATS else None
 
 
+def pick_format(fmt: str | None, output: str | None) -> str:
+    """--format as given, else the one -o's suffix names, else table.
+
+    Raises:
+        InvalidArgumentError: a suffix that names another format than the one given
+            (``--format json -o out.csv``).
+    """
+    implied = format_of(output) if output is not None else None
+    if fmt is None:
+        return implied[1] if implied else "table"
+    if implied is not None and implied[1] != fmt:
+        raise InvalidArgumentError(
+            f"--output {output} ends in {implied[0]}, but --format is {fmt}: change one of "
+            "them (or leave --format out: the suffix decides)"
+        )
+    return fmt
+
+
 def _marks(stream: TextIO) -> tuple[str, str]:
     """(right, wrong) markers the stream can encode: ✓ and ✗, else ok and x."""
     try:
@@ -49,7 +68,9 @@ class RowFormat:
     ``marks``: (right, wrong) markers of the table's ``true`` column (``--labels``), or
     None for no such column; other formats are unchanged by labels.
     ``abstain``: rows that abstain read label -1, class ``unknown`` (their confidences
-    stay); ``show_score`` adds an ``ood_score`` column. None: rows as before.
+    stay), and CSV and the table get a ``guess`` column, the model's most probable class
+    (JSON's ``top_k`` holds it); ``show_score`` adds an ``ood_score`` column. None: rows
+    as before.
     """
 
     fmt: str
@@ -69,6 +90,7 @@ class RowFormat:
     def header(self) -> str:
         if self.fmt == "csv":
             names = ["path", "label", "class", "confidence"]
+            names += ["guess"] if self.abstain is not None else []
             for rank in range(2, self.top_k + 1):
                 names += [f"class_{rank}", f"confidence_{rank}"]
             names += ["ood_score"] if self._score else []
@@ -79,7 +101,8 @@ class RowFormat:
             extra = "".join(f"  {'#' + str(r):<20}" for r in range(2, self.top_k + 1))
             true = f"  {'true':<14}" if self.marks else ""
             score = f"  {'ood':>7}" if self._score else ""
-            return f"{'class':<12}  {'conf':>6}{score}{extra}{true}  path\n"
+            guess = f"  {'guess':<12}" if self.abstain is not None else ""
+            return f"{'class':<12}  {'conf':>6}{guess}{score}{extra}{true}  path\n"
         return ""
 
     def separator(self, first: bool) -> str:
@@ -133,8 +156,10 @@ class RowFormat:
                 )
             buffer = io.StringIO()
             writer = csv.writer(buffer, lineterminator="\n")
+            guessed = self.abstain is not None
             writer.writerows(
                 [path, *(_top1(i[0], names, no)), f"{p[0]:.6f}"]
+                + ([names[i[0]]] if guessed else [])
                 + [x for j, q in zip(i[1:], p[1:], strict=True) for x in (names[j], f"{q:.6f}")]
                 + ([f"{scores[n]:.6f}"] if scores else [])
                 for n, (path, i, p, no) in enumerate(
@@ -156,8 +181,9 @@ class RowFormat:
                     mark = "" if truth is None else right if truth == name else f"{wrong} {truth}"
                     extra += f"  {mark:<14}"
                 shown = UNKNOWN_CLASS if abstained[n] else names[i[0]]
+                guess = f"  {names[i[0]]:<12}" if self.abstain is not None else ""
                 score = f"  {scores[n]:7.3f}" if scores else ""
-                lines.append(f"{shown:<12}  {100 * p[0]:5.1f}%{score}{extra}  {path}\n")
+                lines.append(f"{shown:<12}  {100 * p[0]:5.1f}%{guess}{score}{extra}  {path}\n")
             return "".join(lines)
         records = [
             json.dumps(
@@ -172,13 +198,25 @@ class RowFormat:
                         for j, q in zip(i, p, strict=True)
                     ],
                 },
-                ensure_ascii=False,
+                # a file name that is not UTF-8 (surrogates) is escaped: the JSON stays UTF-8
+                ensure_ascii=not _is_utf8(path),
             )
             for n, (path, i, p, no) in enumerate(zip(paths, top_i, top_p, abstained, strict=True))
         ]
         if self.fmt == "jsonl":
             return "\n".join(records) + "\n"
         return ",\n  ".join(records)
+
+
+def _is_utf8(text: str) -> bool:
+    """Can ``text`` be written as UTF-8 (a file name that is not holds surrogates)?"""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _top1(label: int, names: tuple[str, ...], abstained: bool) -> tuple[int, str]:

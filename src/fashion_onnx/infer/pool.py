@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import multiprocessing as mp
+import os
 import queue
 import signal
 import sys
@@ -61,6 +62,20 @@ class RemoteTraceback(Exception):
         return f"\n\n{self.args[0]}"
 
 
+def die_with_parent(parent: int) -> None:
+    """Have this (forked) process killed when the process ``parent`` dies, even by SIGKILL
+    (Linux: prctl PR_SET_PDEATHSIG), and exit now if it already has."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the pipes' ends tell it instead
+        pass
+    if os.getppid() != parent:  # it died before the call above
+        os._exit(0)
+
+
 def _serve(
     tasks: Connection,
     results: Connection,
@@ -68,8 +83,10 @@ def _serve(
     initializer: Callable[..., None] | None,
     initargs: tuple[Any, ...],
     inherited: list[Connection],
+    parent: int,
 ) -> None:
-    """A worker's life: run ``work`` on each task until the pipe closes.
+    """A worker's life: run ``work`` on each task until the pipe closes; killed with its
+    ``parent`` (pid), and quiet if it finds the parent gone when it answers.
 
     ``inherited``: the parent's ends of this worker's pipes and of the other workers',
     which the fork copied here; closed at once, or the task pipes would stay open here and
@@ -81,6 +98,7 @@ def _serve(
     read yet: no deadlock whatever the sizes.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    die_with_parent(parent)
     for connection in inherited:
         connection.close()
     inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -102,13 +120,19 @@ def _serve(
         initializer(*initargs)
     while (task := inbox.get()) is not end:
         try:
-            results.send((True, work(task)))
+            result = (True, work(task))
         except BaseException as exc:  # a bug: its traceback goes to the parent
-            text = "".join(traceback.format_exception(exc))
+            result = (False, (exc, "".join(traceback.format_exception(exc))))
+        try:
             try:
-                results.send((False, (exc, text)))
+                results.send(result)
+            except (BrokenPipeError, ConnectionResetError):
+                raise
             except Exception:  # the exception itself cannot be pickled
-                results.send((False, (RuntimeError(repr(exc)), text)))
+                error, text = result[1]
+                results.send((False, (RuntimeError(repr(error)), text)))
+        except (BrokenPipeError, ConnectionResetError):  # the parent is gone: end quietly
+            os._exit(0)
 
 
 class _Worker:
@@ -118,7 +142,9 @@ class _Worker:
         inherited = [self.tasks, self.results]  # the parent's ends, which the fork copies
         inherited += [c for w in others for c in (w.tasks, w.results)]
         self.process: BaseProcess = ctx.Process(
-            target=_serve, args=(task_reader, result_writer, *target, inherited), daemon=True
+            target=_serve,
+            args=(task_reader, result_writer, *target, inherited, os.getpid()),
+            daemon=True,
         )
         start(self.process)
         task_reader.close()

@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from fashion_onnx.infer.arrays import ArrayChunk, array_chunks, is_array_file
+from fashion_onnx.infer.arrays import ArrayChunk, array_chunks, count_images, is_array_file
 from fashion_onnx.infer.decode import Failure
 from fashion_onnx.infer.discover import Walker, as_inputs, find_image_runs
 
@@ -86,13 +86,16 @@ def array_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[str]:
     return [os.fspath(i) for i in inputs if is_array_file(os.fspath(i)) and os.path.isfile(i)]
 
 
-def check_arrays(inputs: Iterable[str | os.PathLike[str]]) -> None:
+def check_arrays(inputs: Iterable[str | os.PathLike[str]]) -> int:
     """Read every array input's header now, and the values of its float arrays (which must
     lie in [0, 1]), so that a bad one stops the run before any row is written; uint8
-    arrays cost one header read. Raises ArrayInputError."""
+    arrays cost one header read. Returns how many images they hold. Raises ArrayInputError."""
+    total = 0
     for path in array_inputs(inputs):
         for chunk in array_chunks(path, 0, ARRAY_CHUNK, floats_only=True):
             chunk.images()
+        total += count_images(path)  # headers read again, once they are known to be good
+    return total
 
 
 def chunks(

@@ -121,6 +121,8 @@ def train_and_save(
         TimeRemainingColumn(),
         console=console,
         transient=True,
+        redirect_stdout=False,  # what is printed to stdout goes there, not above the bar
+        redirect_stderr=False,
     )
 
     def on_epoch(m: EpochMetrics) -> None:
