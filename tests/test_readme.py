@@ -34,3 +34,17 @@ def test_the_model_card_matches_the_embedded_files(name: str) -> None:
     assert f"{100 * parity['onnx_accuracy']:.2f}%" in README
     assert f"{parity['max_abs_logits']:.2e}" in README
     assert f"{parity['max_abs_probabilities']:.2e}" in README
+
+
+def test_what_it_says_make_demo_prints_is_what_it_prints_now() -> None:
+    """The paragraph comes from scripts/readme_demo.py, which classifies the samples as
+    make demo does; a model or a preparation that changes its figures fails here."""
+    import importlib.util
+
+    script = ROOT / "scripts" / "readme_demo.py"
+    spec = importlib.util.spec_from_file_location("readme_demo", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    section = README.split("<!-- demo:start -->\n")[1].split("<!-- demo:end -->")[0]
+    assert section == module.paragraph()
