@@ -4,7 +4,8 @@ The same photo files (as taken, seed 30; with margins, seed 18, WebP re-encoded 
 the Node example, which reads PNG and JPEG; as taken stored turned with an EXIF
 orientation, seed 32) go through fashion-infer's own decoding and preparation and the
 plain model, and through each photo model: onnxruntime in Python (files decoded by
-Pillow, upright, ``images.load_rgb``), Node (examples/node/classify.mjs: pngjs, jpeg-js),
+Pillow, upright, ``images.load_rgb``), Node (examples/node/classify.mjs: pngjs, and
+libjpeg-turbo through sharp),
 the page in Chromium (its upload path, driven by Playwright) and ``onnx.reference`` (a
 sample: it is slow). Per runtime and model: top-1 agreement with fashion-infer, accuracy,
 and how close ``prepared`` came to fashion-infer's picture (PNG and JPEG apart).
@@ -72,6 +73,8 @@ def _figures(prepared: np.ndarray, top1: np.ndarray, reference: np.ndarray,
         "photos": len(top1),
         "top1_agreement": float((top1 == labels).mean()),
         "accuracy": float((top1 == truth).mean()) if truth is not None else None,
+        # fashion-infer's on the same photos (the sample, for onnx.reference)
+        "fashion_infer_accuracy": float((labels == truth).mean()),
         "png_prepared_within_1": float((worst[~jpeg] <= 1).mean()),
         "jpeg_prepared_within_1": float((worst[jpeg] <= 1).mean()),
         "jpeg_prepared_mean_diff": float(pixels[jpeg].mean()),

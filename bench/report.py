@@ -311,7 +311,8 @@ def parity_table(r: dict) -> str:
                 continue
             lines.append(
                 f"| {runtime} | {model.upper()} | {f['photos']:,} | {100 * f['top1_agreement']:.2f}% "
-                f"| {100 * f['accuracy']:.1f}% (fashion-infer {100 * entry['fashion_infer_accuracy']:.1f}%) "
+                f"| {100 * f['accuracy']:.1f}% (fashion-infer "
+                f"{100 * f.get('fashion_infer_accuracy', entry['fashion_infer_accuracy']):.1f}%) "
                 f"| {100 * f['png_prepared_within_1']:.1f}% | {100 * f['jpeg_prepared_within_1']:.1f}%, "
                 f"{f['jpeg_prepared_mean_diff']:.2f} |"
             )

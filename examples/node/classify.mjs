@@ -12,8 +12,9 @@
 // MODEL is a photo model (NAME_photo.onnx, from fashion-export --photo), or mlp / cnn for
 // the photo models embedded in the Python package. The preparation runs inside it (the
 // background, the trim, straightening, the fit and the centring, as fashion-infer does);
-// this file only decodes: PNG (pngjs) or JPEG (jpeg-js) to RGB, transparency laid on
-// white, turned upright by the file's EXIF orientation (../../web/photo.js).
+// this file only decodes: PNG (pngjs) or JPEG (libjpeg-turbo through sharp: the pixels
+// Pillow decodes, where jpeg-js differed by about a grey level) to RGB, transparency laid
+// on white, turned upright by the file's EXIF orientation (../../web/photo.js).
 // PLAIN is a plain model for --raw (mlp / cnn name the embedded ones); its class names,
 // input scaling and polarity come from its metadata, its names from the session.
 // "probabilities" in each row are the file's calibrated_probabilities where it has them
@@ -21,9 +22,9 @@
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import jpeg from "jpeg-js";
 import ort from "onnxruntime-node";
 import { PNG } from "pngjs";
+import sharp from "sharp";
 import { classNames, modelInput, readMetadata, runProbabilities } from "../../web/onnx-metadata.js";
 import { exifOrientation, isPhotoModel, rgbaToRgb, runPhoto, SIDE, upright } from "../../web/photo.js";
 
@@ -64,7 +65,7 @@ function formatOf(bytes) {
 
 // One PNG or JPEG file -> upright RGB bytes, as fashion-infer decodes a photo: the whole
 // picture, transparency laid on white, turned as its EXIF orientation says.
-function decodeRgb(path) {
+async function decodeRgb(path) {
   const bytes = readFileSync(path);
   const format = formatOf(bytes);
   let image;
@@ -72,7 +73,10 @@ function decodeRgb(path) {
     if (format === "PNG") {
       image = PNG.sync.read(bytes);
     } else if (format === "JPEG") {
-      image = jpeg.decode(bytes, { useTArray: true, maxResolutionInMP: MAX_PIXELS / 1e6 });
+      // as stored (no autorotation: upright() below turns it), RGBA whatever its bands
+      const decoded = sharp(bytes, { limitInputPixels: MAX_PIXELS }).toColourspace("srgb").ensureAlpha();
+      const { data, info } = await decoded.raw().toBuffer({ resolveWithObject: true });
+      image = { width: info.width, height: info.height, data };
     }
   } catch (error) {
     throw new Error(`${path}: not a readable ${format} (${error.message})`);
@@ -158,7 +162,7 @@ async function main() {
     }
     results = [];
     for (const path of images) {
-      const { rgb, width, height } = decodeRgb(path);
+      const { rgb, width, height } = await decodeRgb(path);
       const { probabilities, prepared } = await runPhoto(session, ort, rgb, width, height);
       results.push(row(path, Array.from(probabilities), prepared, classes, showInput));
     }
