@@ -179,32 +179,6 @@ def test_int8_and_fp16_stay_within_their_accuracy_bounds(exported) -> None:
 runner = CliRunner()
 
 
-def test_cli_json_report(tmp_path: Path, trained_checkpoint) -> None:
-    out = tmp_path / "m.onnx"
-    result = runner.invoke(app, [str(trained_checkpoint), "-o", str(out), "--json"])
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)
-    assert report["path"] == str(out) and out.is_file()
-    assert report["parity"]["max_abs_logits"] <= 1e-5
-    # the temperature, fitted on training images, and the test ECE before and after it
-    calibration = report["calibration"]
-    assert "training images" in calibration["fitted_on"] and calibration["temperature"] > 0
-    assert calibration["ece_after"] < calibration["ece_before"]
-    assert report["parity"]["max_abs_calibrated"] <= 1e-5
-    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    meta = session.get_modelmeta().custom_metadata_map
-    assert float(meta["temperature"]) == calibration["temperature"]
-    assert float(meta["ood_threshold"]) == calibration["ood_threshold"]
-
-
-def test_cli_human_report(tmp_path: Path, trained_checkpoint) -> None:
-    result = runner.invoke(app, [str(trained_checkpoint), "-o", str(tmp_path / "m.onnx")])
-    assert result.exit_code == 0, result.output
-    assert "max |Δ| logits" in result.stdout
-    assert "argmax agreement" in result.stdout
-    assert "test ECE (15 bins)" in result.stdout and "temperature" in result.stdout
-
-
 def test_cli_a_corrupt_pth_exits_2_and_writes_nothing(tmp_path: Path) -> None:
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"PK\x03\x04 garbage")
@@ -349,9 +323,11 @@ def test_the_export_keeps_the_int8_method_measured_faster(
 # -- what the command refuses, and what it prints ------------------------------------
 
 
-def test_cli_does_not_replace_an_onnx_file_without_force(
+def test_cli_does_not_replace_an_onnx_file_without_force_and_reports_for_people(
     tmp_path: Path, trained_checkpoint
 ) -> None:
+    """Refused without --force (one line, the file untouched); with it, the human report:
+    its title unpadded, parity, agreement, calibration. One export for all of it."""
     import subprocess
     import sys
 
@@ -367,6 +343,9 @@ def test_cli_does_not_replace_an_onnx_file_without_force(
     forced = subprocess.run([*command, "--force"], capture_output=True, text=True, timeout=300)
     assert forced.returncode == 0, forced.stderr
     assert onnx.load(str(out)).graph.input[0].name == "input"
+    assert forced.stdout.splitlines()[0] == f"Exported {out}"
+    assert "max |Δ| logits" in forced.stdout and "argmax agreement" in forced.stdout
+    assert "test ECE (15 bins)" in forced.stdout and "temperature" in forced.stdout
 
 
 def test_cli_does_not_replace_a_variant_without_force(tmp_path: Path, trained_checkpoint) -> None:
@@ -398,13 +377,6 @@ def test_cli_an_onnx_model_as_input_is_named_as_such(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
 
 
-def test_cli_report_title_is_not_padded(tmp_path: Path, trained_checkpoint) -> None:
-    out = tmp_path / "m.onnx"
-    result = runner.invoke(app, [str(trained_checkpoint), "-o", str(out)])
-    assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines()[0] == f"Exported {out}"
-
-
 def test_logits_are_held_to_atol_plus_a_share_of_their_size(test_set) -> None:
     """A float32 step grows with the value: a large logit may differ by a few steps (the
     embedded MLP's reach past 32), a small one only by atol."""
@@ -426,14 +398,27 @@ def test_logits_are_held_to_atol_plus_a_share_of_their_size(test_set) -> None:
     assert len(failures(np.where(small, 2e-5, 0).astype(np.float32))) == 5
 
 
-def test_cli_photo_writes_a_verified_photo_model(tmp_path: Path, trained_checkpoint) -> None:
-    """--photo: MODEL_photo.onnx beside the model, checked against the Python preparation
-    (photos made from the test set, and its 28x28 images), and refused without --force
-    once it exists."""
+def test_cli_json_report_and_photo_model(tmp_path: Path, trained_checkpoint) -> None:
+    """--json: the report on stdout; --photo: MODEL_photo.onnx beside the model, checked
+    against the Python preparation (photos made from the test set, and its 28x28 images),
+    and refused without --force once it exists. One export for both (an export is most of
+    a minute here)."""
     out = tmp_path / "m.onnx"
     result = runner.invoke(app, [str(trained_checkpoint), "-o", str(out), "--photo", "--json"])
     assert result.exit_code == 0, result.output
-    check = json.loads(result.stdout)["photo"]
+    report = json.loads(result.stdout)
+    assert report["path"] == str(out) and out.is_file()
+    assert report["parity"]["max_abs_logits"] <= 1e-5
+    # the temperature, fitted on training images, and the test ECE before and after it
+    calibration = report["calibration"]
+    assert "training images" in calibration["fitted_on"] and calibration["temperature"] > 0
+    assert calibration["ece_after"] < calibration["ece_before"]
+    assert report["parity"]["max_abs_calibrated"] <= 1e-5
+    plain = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    meta = plain.get_modelmeta().custom_metadata_map
+    assert float(meta["temperature"]) == calibration["temperature"]
+    assert float(meta["ood_threshold"]) == calibration["ood_threshold"]
+    check = report["photo"]
     assert check["path"] == str(tmp_path / "m_photo.onnx")
     assert check["top1_agreement"] >= 0.995 and check["prepared_max_diff"] <= 1
     assert check["squares"] == 10_000 and check["squares_max_abs_probabilities"] <= 1e-5
@@ -445,10 +430,9 @@ def test_cli_photo_writes_a_verified_photo_model(tmp_path: Path, trained_checkpo
         "probabilities",
         "calibrated_probabilities",
     ]
-    meta = session.get_modelmeta().custom_metadata_map
-    assert meta["input_layout"] == "HWC" and "work_side" in meta["preparation"]
-    plain = ort.InferenceSession(str(out)).get_modelmeta().custom_metadata_map
-    assert meta["temperature"] == plain["temperature"]
+    photo_meta = session.get_modelmeta().custom_metadata_map
+    assert photo_meta["input_layout"] == "HWC" and "work_side" in photo_meta["preparation"]
+    assert photo_meta["temperature"] == meta["temperature"]
     again = runner.invoke(app, [str(trained_checkpoint), "-o", str(out), "--photo"])
     assert again.exit_code == 2 and "m_photo.onnx already exist" in again.stderr
 
