@@ -172,6 +172,29 @@ def test_o_into_a_character_device_writes_there(folder: Path, tmp_path: Path) ->
     assert done.stdout == "" and list(tmp_path.iterdir()) == [null]
 
 
+def test_a_full_device_is_one_error_line_as_o_and_as_stdout(folder: Path, tmp_path: Path) -> None:
+    """-o onto /dev/full (a device of the test's own: the code before replaced the node
+    with a file), and stdout redirected there: one error line, exit 2, no traceback."""
+    full = tmp_path / "full"
+    try:
+        os.mknod(full, 0o666 | stat.S_IFCHR, os.makedev(1, 7))  # what /dev/full is
+    except PermissionError:
+        pytest.skip("making a device node needs root")
+    done = run(str(folder), "-o", str(full), "--format", "csv")
+    assert (done.returncode, done.stderr) == (
+        2,
+        f"error: writing the rows to {full}: No space left on device\n",
+    )
+    assert stat.S_ISCHR(os.stat(full).st_mode)
+    with open(full, "w") as device:
+        redirected = subprocess.run(
+            [*INFER, str(folder), "--format", "csv"], stdout=device, stderr=subprocess.PIPE
+        )
+    assert redirected.returncode == 2
+    said = redirected.stderr.decode()
+    assert said == "error: writing the rows to stdout: No space left on device\n"
+
+
 def test_o_dev_stdout_streams_without_a_temporary_file(folder: Path, tmp_path: Path) -> None:
     link = os.readlink("/dev/stdout")
     try:

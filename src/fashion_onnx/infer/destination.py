@@ -96,13 +96,17 @@ class StreamDestination(_Plain):
         self.stream = self._stack.enter_context(_guarded(stream)) if guard else stream
 
     def failed(self, exc: OSError) -> FashionOnnxError:
-        return OutputWriteError(f"writing the rows: {exc.strerror or exc}")
+        name = getattr(self.stream, "name", None)
+        where = name if isinstance(name, str) and not name.startswith("<") else "stdout"
+        return OutputWriteError(f"writing the rows to {where}: {exc.strerror or exc}")
 
     def publish(self) -> None:
         self.stream.flush()
 
     def close(self) -> None:
-        self._stack.close()
+        # a stream that failed (a full device) fails again as it closes: said once already
+        with contextlib.suppress(OSError):
+            self._stack.close()
 
 
 class OneGoFile(_Plain):

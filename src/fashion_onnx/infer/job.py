@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TextIO
 
-from fashion_onnx.errors import InvalidArgumentError
+from fashion_onnx.errors import FashionOnnxError, InvalidArgumentError
 
 if TYPE_CHECKING:
     from fashion_onnx.infer.abstain import Abstain
@@ -216,15 +216,20 @@ class _Run:
 
         runner = self.classifier.runner
         abstain = self.o.trust.rule(runner.contract.ood_threshold, self.o.model)
-        return RowWriter(
-            destination.stream,
-            self.o.fmt,
-            self.classifier.class_names,
-            self.o.top_k,
-            labelled=self.truth is not None,
-            abstain=abstain,
-            resumed_rows=destination.rows_before,
-        )
+        try:  # the header is written now
+            return RowWriter(
+                destination.stream,
+                self.o.fmt,
+                self.classifier.class_names,
+                self.o.top_k,
+                labelled=self.truth is not None,
+                abstain=abstain,
+                resumed_rows=destination.rows_before,
+            )
+        except (BrokenPipeError, FashionOnnxError):
+            raise
+        except OSError as exc:  # a full device
+            raise destination.failed(exc) from None
 
     def here(self) -> JobResult:
         """On this machine: chunks to worker processes (``files.run_job``)."""
@@ -352,9 +357,9 @@ class _Run:
                 if not destination.resumable:
                     raise JobInterrupted(counts, partly=True) from None
                 stop.signal = signal.SIGINT
-            except OSError as exc:  # the disk is full: a journal keeps what it recorded
-                if not destination.resumable:
-                    raise
+            except BrokenPipeError:  # the reader left: the caller ends quietly
+                raise
+            except OSError as exc:  # a full disk or device: a journal keeps what it recorded
                 raise destination.failed(exc) from None
         if stop.signal is not None:
             if hasattr(done, "close"):
@@ -365,7 +370,12 @@ class _Run:
             saved = destination.save()
             folder = getattr(destination, "folder", None)
             return JobResult(counts, where, 0.0, stop.signal, saved, folder)
-        destination.publish()
+        try:
+            destination.publish()
+        except (BrokenPipeError, FashionOnnxError):  # the reader left; or said already
+            raise
+        except OSError as exc:  # the last rows, flushed into a full device
+            raise destination.failed(exc) from None
         return JobResult(counts, where, 0.0)
 
 
