@@ -108,12 +108,13 @@ def exported(tmp_path_factory, trained_checkpoint):
 
 @pytest.fixture(scope="session")
 def cnn_checkpoint(tmp_path_factory, fashion_data):
-    """A .pth from a short real run of the CNN recipe (300 steps of 128 images)."""
+    """A .pth from a short real run of the CNN recipe (150 steps of 128 images: 82% on
+    this AMD EPYC, in 74 s; 300 steps took twice as long for what the tests check)."""
     from fashion_onnx.train.config import recipe
     from fashion_onnx.train.loop import train
     from fashion_onnx.train.run import save_checkpoint
 
-    result = train(fashion_data, recipe("cnn", max_steps=300))
+    result = train(fashion_data, recipe("cnn", max_steps=150))
     path = tmp_path_factory.mktemp("cnn") / "cnn.pth"
     save_checkpoint(result, path, fashion_data.source)
     return path

@@ -148,7 +148,10 @@ def test_a_signal_saves_the_journal_and_resume_finishes_the_same_file(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt", sorted(FORMATS))
+# CSV (a header), JSON (separators and a footer) and the table (a header, padded
+# columns); JSONL's rows are CSV's case without the header: left to the other tests here,
+# which cover every format (the kills take 20-30 s a format, CI time counted)
+@pytest.mark.parametrize("fmt", ["csv", "json", "table"])
 def test_sigkill_at_random_moments_then_resume_gives_the_same_bytes(work: Path, fmt: str) -> None:
     out = f"kill-{FORMATS[fmt]}"
     for copy in ("again", "more"):  # 18,000 files: a run long enough to kill thrice
