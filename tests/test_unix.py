@@ -212,6 +212,17 @@ def test_o_dev_stdout_streams_without_a_temporary_file(folder: Path, tmp_path: P
     assert done.returncode == 0, done.stderr
     assert len(done.stdout.splitlines()) == 41
     assert list(tmp_path.iterdir()) == []
+    log = tmp_path / "log.txt"  # >> log: what the shell opened to append, appended to
+    log.write_text("kept\n")
+    with open(log, "a") as appending:
+        subprocess.run(
+            [*INFER, str(folder), "-o", "/dev/stdout", "--format", "csv"],
+            stdout=appending,
+            stderr=subprocess.DEVNULL,
+            check=True,
+        )
+    lines = log.read_text().splitlines()
+    assert lines[0] == "kept" and len(lines) == 42
 
 
 def test_o_onto_a_socket_is_refused(folder: Path, tmp_path: Path) -> None:

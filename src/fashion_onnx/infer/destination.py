@@ -223,7 +223,8 @@ def open_destination(
         return StreamDestination(stream or sys.stdout, guard=guard_stdout)
     kind, path = where_to_write(output, resume=resume)
     if kind == "stream":
-        opened = open(path, "w", encoding="utf-8", errors="surrogateescape", newline="")
+        # appended: /dev/stdout may be a file the shell opened (>> log), never truncated here
+        opened = open(path, "a", encoding="utf-8", errors="surrogateescape", newline="")
         return StreamDestination(opened, owned=True)
     if uris:
         if resume:
