@@ -333,8 +333,9 @@ class _Run:
         self, done: Iterator[Done], writer: RowWriter, destination: Destination, where: str
     ) -> JobResult:
         """Write each finished chunk's rows, as they come, and commit it to the
-        destination; stop at a chunk boundary on SIGINT or SIGTERM when the run can be
-        resumed. Nothing here is per image."""
+        destination; on SIGINT or SIGTERM stop at a chunk boundary: a journal is saved
+        for --resume, a stream is ended (JobInterrupted says how many inputs' rows it
+        holds). Nothing here is per image."""
         from fashion_onnx.infer.stop import Stop
         from fashion_onnx.infer.work import Counts
 
