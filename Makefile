@@ -88,7 +88,7 @@ lint: $(VENV)/.installed
 # the environment without torch first (test-light), then the full environment runs the
 # rest (what needs torch, Ray or the browser; the slow tests; test_resume.py). The light
 # tests run while the full environment installs (pip mostly waits on the disk): on 2 CPUs
-# that takes minutes off CI, which stays under 20.
+# that takes about 5 minutes off CI (a fresh clone: 25 minutes on an AMD EPYC, 2 CPUs).
 test: data browser js
 	$(MAKE) -j2 test-light $(VENV)/.installed
 	$(MAKE) lint
@@ -104,7 +104,7 @@ test-fast: $(VENV)/.installed data js
 # The slow ones (browser, Ray clusters, the bench smoke run) run in the full environment,
 # so this one goes without Ray (700 MB, minutes of CI time to install twice).
 # test_resume.py too (a minute of real signals sent to real runs; the journal is the same
-# code whatever the runtime) runs there only: CI stays under 20 minutes.
+# code whatever the runtime) runs there only, once.
 $(LIGHT_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(LIGHT_VENV)
 	$(LIGHT_VENV)/bin/pip install --quiet --upgrade pip
