@@ -132,18 +132,22 @@ def usage_error_line(exc: Exception) -> str:
 
 
 @contextlib.contextmanager
-def train_extra_needed(command: str) -> Iterator[None]:
-    """Inside, a missing module of the [train] extra becomes a MissingExtraError that
-    names the install command (from a clone and from the index)."""
+def extra_needed(command: str, extra: str, modules: frozenset[str], install: str) -> Iterator[None]:
+    """Inside, a missing module of ``extra`` (one of ``modules``) becomes a
+    MissingExtraError that names ``install``, the command that installs it."""
     try:
         yield
     except ModuleNotFoundError as exc:
-        if (exc.name or "").split(".")[0] not in TRAIN_EXTRA_MODULES:
+        if (exc.name or "").split(".")[0] not in modules:
             raise
         raise MissingExtraError(
-            f"{command} needs the [train] extra, and {exc.name!r} is not installed: "
-            f"run {TRAIN_INSTALL}"
+            f"{command} needs the [{extra}] extra, and {exc.name!r} is not installed: run {install}"
         ) from exc
+
+
+def train_extra_needed(command: str) -> contextlib.AbstractContextManager[None]:
+    """``extra_needed`` for [train] (from a clone and from the index)."""
+    return extra_needed(command, "train", TRAIN_EXTRA_MODULES, TRAIN_INSTALL)
 
 
 def refuse_to_replace(paths: Iterable[Path], *, force: bool) -> None:

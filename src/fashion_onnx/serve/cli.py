@@ -7,12 +7,10 @@ to exit statuses.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
 import socket
-from collections.abc import Iterator
 from typing import Annotated
 
 import typer
@@ -20,13 +18,13 @@ import typer
 from fashion_onnx.cli_common import (
     Command,
     VersionOption,
+    extra_needed,
     fail,
     run_reporting_errors,
     run_then_exit_at_once,
     warnings_as_lines,
 )
 from fashion_onnx.constants import DEVICES
-from fashion_onnx.errors import MissingExtraError
 
 app = typer.Typer(add_completion=False, rich_markup_mode=None)
 SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)[bB]?\s*$")
@@ -36,21 +34,6 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 # What fashion-serve needs beyond the base install (--engine local): the [serve] extra.
 SERVE_INSTALL = "pip install '.[serve,cpu]' in a clone, or pip install 'fashion-onnx[serve,cpu]'"
 SERVE_EXTRA_MODULES = frozenset({"uvicorn", "httptools"})
-
-
-@contextlib.contextmanager
-def serve_extra_needed() -> Iterator[None]:
-    """Inside, a missing module of the [serve] extra becomes a MissingExtraError that
-    names the install command (as ``train_extra_needed`` does for [train])."""
-    try:
-        yield
-    except ModuleNotFoundError as exc:
-        if (exc.name or "").split(".")[0] not in SERVE_EXTRA_MODULES:
-            raise
-        raise MissingExtraError(
-            f"fashion-serve needs the [serve] extra, and {exc.name!r} is not installed: "
-            f"run {SERVE_INSTALL}"
-        ) from exc
 
 
 def parse_size(text: str) -> int:
@@ -200,7 +183,7 @@ def serve_command(
         if engine == "local":
             # Before anything is said or loaded: the [serve] extra, then the port (one
             # error: line each, no banner; uvicorn would log its own ERROR line first).
-            with serve_extra_needed():
+            with extra_needed("fashion-serve", "serve", SERVE_EXTRA_MODULES, SERVE_INSTALL):
                 import httptools  # noqa: F401
                 import uvicorn  # noqa: F401
 
