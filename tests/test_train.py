@@ -99,3 +99,12 @@ def test_replot_draws_the_committed_runs_plots_without_training(tmp_path: Path) 
         "training_curves.png",
     ]
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in paths)
+
+
+def test_the_train_accuracy_is_measured_on_as_many_rows_as_the_test_set_spread_over_all() -> None:
+    from fashion_onnx.train.loop import TRAIN_EVAL_ROWS, train_sample
+
+    rows = train_sample(54_000)
+    assert len(rows) == TRAIN_EVAL_ROWS == 10_000 and len(set(rows.tolist())) == 10_000
+    assert rows.min() == 0 and rows.max() >= 54_000 - 6  # every 5th row, to the end
+    assert train_sample(300).tolist() == list(range(300))  # a small set: all of it
