@@ -106,5 +106,5 @@ def test_the_train_accuracy_is_measured_on_as_many_rows_as_the_test_set_spread_o
 
     rows = train_sample(54_000)
     assert len(rows) == TRAIN_EVAL_ROWS == 10_000 and len(set(rows.tolist())) == 10_000
-    assert rows.min() == 0 and rows.max() >= 54_000 - 6  # every 5th row, to the end
+    assert rows.min() == 0 and rows.max() >= 54_000 - 6  # spread to the end
     assert train_sample(300).tolist() == list(range(300))  # a small set: all of it
