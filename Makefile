@@ -88,11 +88,12 @@ lint: $(VENV)/.installed
 # the environment without torch first (test-light), then the full environment runs the
 # rest (what needs torch, Ray or the browser; the slow tests; test_resume.py). The light
 # tests run while the full environment installs (pip mostly waits on the disk): on 2 CPUs
-# that takes about 5 minutes off CI (a fresh clone: 25 minutes on an AMD EPYC, 2 CPUs).
+# that takes about 5 minutes off CI. The rest run on every CPU (pytest-xdist, a test file
+# per worker: tests/conftest.py); one at a time they kept a CPU idle half the time.
 test: data browser js
 	$(MAKE) -j2 test-light $(VENV)/.installed
 	$(MAKE) lint
-	$(VENV)/bin/python -m pytest --durations=15 --skip-passed=$(LIGHT_PASSED)
+	$(VENV)/bin/python -m pytest -n auto --maxprocesses=4 --durations=15 --skip-passed=$(LIGHT_PASSED)
 
 # Everything but the tests marked slow (benchmark smoke run, browser).
 test-fast: $(VENV)/.installed data js

@@ -1,6 +1,7 @@
 """`make test` runs each test once: the ids that pass in the torch-free environment
 (--record-passed) are deselected in the full one (--skip-passed, tests/conftest.py)."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -78,3 +79,32 @@ def test_the_options_work_as_make_test_passes_them(tmp_path: Path) -> None:
     )
     assert listed.returncode == 0, listed.stdout + listed.stderr
     assert "1 deselected" in listed.stdout
+
+
+def test_in_parallel_as_make_test_runs_the_ids_are_recorded_and_skipped_alike(
+    tmp_path: Path,
+) -> None:
+    """Under pytest-xdist (tests/conftest.py schedules a file per worker) one file's
+    tests run on one worker, the ids recorded are the plain ones, written once by the
+    controller, and --skip-passed deselects them on every worker."""
+    parallel = ("-n", "2")
+    record = tmp_path / "passed.txt"
+    first = pytest_run(*parallel, "-k", "ece", f"--record-passed={record}")
+    assert first.returncode == 0, first.stdout
+    assert sorted(record.read_text().splitlines()) == [
+        f"{TARGET}::test_ece_agrees_with_a_hand_computed_case",
+        f"{TARGET}::test_ece_is_zero_when_confidence_is_accuracy_and_uses_15_bins_by_default",
+    ]
+    second = pytest_run(*parallel, "-vv", f"--skip-passed={record}")  # -q -vv: verbose
+    assert second.returncode == 0, second.stdout
+    assert "4 passed" in second.stdout and "6 passed" not in second.stdout
+    workers = re.findall(r"\[(gw\d+)\].* PASSED", second.stdout)
+    assert len(workers) == 4 and len(set(workers)) == 1, second.stdout  # one worker: one file
+
+
+def test_the_ray_files_are_one_unit_of_work_and_other_files_one_each() -> None:
+    from tests.conftest import unit_of_work
+
+    assert unit_of_work("tests/test_ray.py::test_a[x]") == "ray"
+    assert unit_of_work("tests/test_serve_ray.py::test_b") == "ray"
+    assert unit_of_work("tests/test_cnn.py::test_c") == "tests/test_cnn.py"
