@@ -38,7 +38,8 @@ class RowValues:
     @property
     def labels(self) -> np.ndarray:
         """(n,) int64: the top-1 label, -1 where the row abstains."""
-        return np.where(self.unknown, UNKNOWN_LABEL, self.top_labels[:, 0]).astype(np.int64)
+        first = self.top_labels[:, 0].astype(np.int64)
+        return np.where(self.unknown, UNKNOWN_LABEL, first) if self.unknown.any() else first
 
     @property
     def confidences(self) -> np.ndarray:
@@ -48,9 +49,12 @@ class RowValues:
     def classes(self) -> list[str]:
         """The top-1 class names, ``unknown`` where the row abstains."""
         names = self.class_names
+        first = self.top_labels[:, 0].tolist()
+        if not self.unknown.any():
+            return [names[i] for i in first]
         return [
             UNKNOWN_CLASS if no else names[i]
-            for i, no in zip(self.top_labels[:, 0].tolist(), self.unknown.tolist(), strict=True)
+            for i, no in zip(first, self.unknown.tolist(), strict=True)
         ]
 
     def top_k(self) -> list[list[tuple[int, str, float]]]:
@@ -78,7 +82,8 @@ def row_values(
         order = probabilities.argmax(axis=1)[:, None]
     else:
         order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
-    top = np.take_along_axis(probabilities, order, axis=1)
+    # indexing, not take_along_axis: 2 us, not 5, for the server's one-image requests
+    top = probabilities[np.arange(len(probabilities))[:, None], order]
     unknown = np.zeros(len(probabilities), dtype=bool)
     shown = None
     if abstain is not None:

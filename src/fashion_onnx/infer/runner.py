@@ -55,6 +55,7 @@ class ModelRunner:
         # On CUDA, IO binding: each batch is copied to the device once and read back once.
         # one IO binding per thread: the server runs batches on several threads at once
         self._bindings = threading.local() if on_cuda else None
+        self._output_names = [o.name for o in self._session.get_outputs()]
 
     @property
     def provider(self) -> str:
@@ -86,27 +87,30 @@ class ModelRunner:
     def outputs(self) -> tuple[str, ...]:
         """The names ``run_outputs`` gives: the session's outputs, and "probabilities"
         when the file has no output of that name (a model that returns logits only)."""
-        names = tuple(o.name for o in self._session.get_outputs())
+        names = tuple(self._output_names)
         return names if PROBABILITIES in names else (*names, PROBABILITIES)
 
     def run_outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """float32 model input rows (n, 1, 28, 28), already scaled (``contract.model_input``)
         -> {output name: (n, ...)} for every output (``outputs``), in batches the model
         accepts: a model whose batch axis is fixed is fed padded batches of that size."""
-        names = [o.name for o in self._session.get_outputs()]
-        step = self.contract.fixed_batch or max(len(x), 1)
-        parts: list[list[np.ndarray]] = []
-        for start in range(0, len(x), step):
-            chunk = x[start : start + step]
-            n = len(chunk)
-            if self.contract.fixed_batch is not None and n < self.contract.fixed_batch:
-                pad = np.zeros((self.contract.fixed_batch - n, *chunk.shape[1:]), chunk.dtype)
-                chunk = np.concatenate([chunk, pad])
-            parts.append([v[:n] for v in self._feed(names, chunk)])
-        out = {
-            name: np.concatenate([p[i] for p in parts]) if parts else np.empty((0,), np.float32)
-            for i, name in enumerate(names)
-        }
+        names, fixed = self._output_names, self.contract.fixed_batch
+        if fixed is None and len(x):
+            values = self._feed(names, x)  # one call: the server's every batch
+        else:
+            parts: list[list[np.ndarray]] = []
+            for start in range(0, len(x), fixed or 1):
+                chunk = x[start : start + (fixed or 1)]
+                n = len(chunk)
+                if fixed is not None and n < fixed:
+                    pad = np.zeros((fixed - n, *chunk.shape[1:]), chunk.dtype)
+                    chunk = np.concatenate([chunk, pad])
+                parts.append([v[:n] for v in self._feed(names, chunk)])
+            values = [
+                np.concatenate([p[i] for p in parts]) if parts else np.empty((0,), np.float32)
+                for i in range(len(names))
+            ]
+        out = dict(zip(names, values, strict=True))
         if PROBABILITIES not in out:
             out[PROBABILITIES] = self.contract.probabilities(out[self.contract.output_name])
         return out
