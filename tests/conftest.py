@@ -72,6 +72,7 @@ def unit_of_work(nodeid: str) -> str:
     return "ray" if path.rsplit("/", 1)[-1] in RAY_FILES else path
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's: the torch-free environment has none
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     from xdist.scheduler import LoadScopeScheduling
 

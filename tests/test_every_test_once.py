@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = "tests/test_eval_measures.py"  # six quick tests
 
@@ -87,6 +89,7 @@ def test_in_parallel_as_make_test_runs_the_ids_are_recorded_and_skipped_alike(
     """Under pytest-xdist (tests/conftest.py schedules a file per worker) one file's
     tests run on one worker, the ids recorded are the plain ones, written once by the
     controller, and --skip-passed deselects them on every worker."""
+    pytest.importorskip("xdist", reason="pytest-xdist is in [dev], the full environment")
     parallel = ("-n", "2")
     record = tmp_path / "passed.txt"
     first = pytest_run(*parallel, "-k", "ece", f"--record-passed={record}")
