@@ -327,11 +327,14 @@ def test_cli_does_not_replace_an_onnx_file_without_force_and_reports_for_people(
     tmp_path: Path, trained_checkpoint
 ) -> None:
     """Refused without --force (one line, the file untouched); with it, the human report:
-    its title unpadded, parity, agreement, calibration. One export for all of it."""
+    its title unpadded and whole however long the path (not wrapped at 80 columns when
+    stdout is not a terminal), parity, agreement, calibration. One export for all of it."""
     import subprocess
     import sys
 
-    out = tmp_path / "m.onnx"
+    folder = tmp_path / ("a-folder-with-a-long-name-" * 3)
+    folder.mkdir()
+    out = folder / "m.onnx"
     out.write_bytes(b"a verified model")
     command = [sys.executable, "-m", "fashion_onnx.export", str(trained_checkpoint), "-o", str(out)]
     refused = subprocess.run(command, capture_output=True, text=True, timeout=300)

@@ -197,3 +197,15 @@ def test_summary_names_the_mult_adds_unit() -> None:
     assert result.exit_code == 0, result.output
     assert "Total mult-adds (M): 0.67" in result.output
     assert "Units." not in result.output
+
+
+def test_paths_are_printed_whole_however_long(tmp_path: Path) -> None:
+    """Not wrapped at 80 columns where stderr is not a terminal: a log keeps paths whole."""
+    folder = tmp_path / ("a-folder-with-a-long-name-" * 3)
+    folder.mkdir()
+    out, plots = folder / "m.pth", folder / "plots"
+    result = train_process("--dry-run", "-o", str(out), "--plots", str(plots), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert any(line.endswith(f"Saved {out} and {out.with_suffix('.json')}") for line in lines)
+    assert any(line.startswith(f"Plot: {plots}/") for line in lines)

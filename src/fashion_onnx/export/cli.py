@@ -152,7 +152,7 @@ def export_command(
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:
         stdout = Console()
-        stdout.print(report_title(report), highlight=False)
+        stdout.print(report_title(report), highlight=False, soft_wrap=True)  # a whole path
         stdout.print(report_table(report))
 
 

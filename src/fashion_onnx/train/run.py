@@ -110,7 +110,8 @@ def train_and_save(
     held = f", {HELD_OUT:,} of them held out for calibration" if config.holdout else ""
     console.print(
         f"FashionMNIST: {len(data.train_images)} train{held} / {len(data.test_images)} test "
-        f"images (source: {data.source})"
+        f"images (source: {data.source})",
+        soft_wrap=True,  # paths whole, however long
     )
 
     progress = Progress(
@@ -143,11 +144,12 @@ def train_and_save(
     console.print(
         f"Done: test accuracy {100 * result.test_accuracy:.2f}% in {result.seconds:.1f}s "
         f"on {result.device}{' (bfloat16 autocast)' if result.bf16 else ''}. "
-        f"Saved {output} and {metrics_path(output)}"
+        f"Saved {output} and {metrics_path(output)}",
+        soft_wrap=True,  # paths whole, however long
     )
     if plots is not None:
         from fashion_onnx.train.plots import write_plots
 
         for path in write_plots(result, data, plots):
-            console.print(f"Plot: {path}")
+            console.print(f"Plot: {path}", soft_wrap=True)
     return result
