@@ -24,6 +24,8 @@ class RowValues:
     unknown: (n,) rows that abstain (``Abstain``); their label reads -1, their class
         ``unknown``, and their top-k still say what the model thought.
     ood_scores: (n,) the energy, where the rows show it; else None.
+    any_unknown: whether any row abstains (``unknown.any()``, asked once: 2 us a call, a
+        tenth of what a one-image request of the server spends on its row).
     """
 
     class_names: tuple[str, ...]
@@ -31,6 +33,7 @@ class RowValues:
     top_probabilities: np.ndarray
     unknown: np.ndarray
     ood_scores: np.ndarray | None = None
+    any_unknown: bool = False
 
     def __len__(self) -> int:
         return len(self.top_labels)
@@ -39,7 +42,7 @@ class RowValues:
     def labels(self) -> np.ndarray:
         """(n,) int64: the top-1 label, -1 where the row abstains."""
         first = self.top_labels[:, 0].astype(np.int64)
-        return np.where(self.unknown, UNKNOWN_LABEL, first) if self.unknown.any() else first
+        return np.where(self.unknown, UNKNOWN_LABEL, first) if self.any_unknown else first
 
     @property
     def confidences(self) -> np.ndarray:
@@ -50,7 +53,7 @@ class RowValues:
         """The top-1 class names, ``unknown`` where the row abstains."""
         names = self.class_names
         first = self.top_labels[:, 0].tolist()
-        if not self.unknown.any():
+        if not self.any_unknown:
             return [names[i] for i in first]
         return [
             UNKNOWN_CLASS if no else names[i]
@@ -82,11 +85,16 @@ def row_values(
         order = probabilities.argmax(axis=1)[:, None]
     else:
         order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
-    # indexing, not take_along_axis: 2 us, not 5, for the server's one-image requests
-    top = probabilities[np.arange(len(probabilities))[:, None], order]
+    # indexing, not take_along_axis (5 us); one row (the server's one-image requests)
+    # without the row index (1 us, not 3)
+    if len(probabilities) == 1:
+        top = probabilities[0][order]
+    else:
+        top = probabilities[np.arange(len(probabilities))[:, None], order]
     unknown = np.zeros(len(probabilities), dtype=bool)
-    shown = None
+    shown, any_unknown = None, False
     if abstain is not None:
         unknown = np.asarray(abstain.unknown(probabilities, ood_scores), dtype=bool)
-        shown = ood_scores if abstain.show_score else None
-    return RowValues(tuple(class_names), order, top, unknown, shown)
+        shown, any_unknown = (ood_scores if abstain.show_score else None), bool(unknown.any())
+    names = class_names if isinstance(class_names, tuple) else tuple(class_names)
+    return RowValues(names, order, top, unknown, shown, any_unknown)
