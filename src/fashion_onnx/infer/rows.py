@@ -24,8 +24,9 @@ class RowValues:
     unknown: (n,) rows that abstain (``Abstain``); their label reads -1, their class
         ``unknown``, and their top-k still say what the model thought.
     ood_scores: (n,) the energy, where the rows show it; else None.
-    any_unknown: whether any row abstains (``unknown.any()``, asked once: 2 us a call, a
-        tenth of what a one-image request of the server spends on its row).
+    any_unknown: whether any row abstains, as ``row_values`` found it (``unknown.any()``
+        asked once: 2 us a call, a tenth of a one-image server request's row); None (a
+        RowValues made by hand) asks ``unknown`` each time.
     """
 
     class_names: tuple[str, ...]
@@ -33,16 +34,20 @@ class RowValues:
     top_probabilities: np.ndarray
     unknown: np.ndarray
     ood_scores: np.ndarray | None = None
-    any_unknown: bool = False
+    any_unknown: bool | None = None
 
     def __len__(self) -> int:
         return len(self.top_labels)
+
+    def _abstains(self) -> bool:
+        known = self.any_unknown
+        return bool(self.unknown.any()) if known is None else known
 
     @property
     def labels(self) -> np.ndarray:
         """(n,) int64: the top-1 label, -1 where the row abstains."""
         first = self.top_labels[:, 0].astype(np.int64)
-        return np.where(self.unknown, UNKNOWN_LABEL, first) if self.any_unknown else first
+        return np.where(self.unknown, UNKNOWN_LABEL, first) if self._abstains() else first
 
     @property
     def confidences(self) -> np.ndarray:
@@ -53,7 +58,7 @@ class RowValues:
         """The top-1 class names, ``unknown`` where the row abstains."""
         names = self.class_names
         first = self.top_labels[:, 0].tolist()
-        if not self.any_unknown:
+        if not self._abstains():
             return [names[i] for i in first]
         return [
             UNKNOWN_CLASS if no else names[i]
