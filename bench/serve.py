@@ -153,6 +153,19 @@ def _lua(body_file: Path, headers: dict[str, str]) -> Path:
     return script
 
 
+def case(
+    work: Path, bodies: dict[str, tuple[bytes, dict[str, str]]], model: str, encoding: str
+) -> tuple[Path, str]:
+    """(wrk's Lua script, the URL path) for one model and encoding of ``_bodies``."""
+    body, headers = bodies[encoding]
+    body_file = work / f"{encoding}.body"
+    body_file.write_bytes(body)
+    path = f"/v1/models/{model}/classify"
+    if encoding != "multipart":
+        path = f"/v2/models/{model}/infer"
+    return _lua(body_file, headers), path
+
+
 def _wrk(url: str, script: Path, seconds: int, pid: int) -> dict[str, float]:
     """One wrk run; the server's RSS sampled at 1/3 and at the end of it."""
     rss: dict[str, float] = {}
@@ -231,14 +244,7 @@ def run(image: np.ndarray, seconds: int = DURATION_S) -> dict[str, Any]:
         bodies = _bodies(image)
         for model in MODELS:
             for encoding in ENCODINGS:
-                body, headers = bodies[encoding]
-                body_file = work / f"{encoding}.body"
-                body_file.write_bytes(body)
-                script = _lua(body_file, headers)
-                path = (
-                    f"/v1/models/{model}/classify" if encoding == "multipart"
-                    else f"/v2/models/{model}/infer"
-                )
+                script, path = case(work, bodies, model, encoding)
                 row: dict[str, Any] = {}
                 for name in ("baseline", "fashion_serve"):
                     url = f"http://127.0.0.1:{ports[name]}{path}"

@@ -22,7 +22,8 @@ import sys
 from pathlib import Path
 
 from bench.common import ROOT, WORK
-from bench.serve import ENCODINGS, MODELS, _bodies, _free_port, _lua, _wait_ready, _wrk
+from bench.serve import ENCODINGS, MODELS, _bodies, _free_port, _wait_ready, _wrk
+from bench.serve import case as request_case
 
 
 def main() -> None:
@@ -62,14 +63,7 @@ def main() -> None:
         for round_ in range(args.rounds):
             for case in cases:
                 model, encoding = case.split("/")
-                body, headers = bodies[encoding]
-                body_file = work / f"{encoding}.body"
-                body_file.write_bytes(body)
-                script = _lua(body_file, headers)
-                path = (
-                    f"/v1/models/{model}/classify" if encoding == "multipart"
-                    else f"/v2/models/{model}/infer"
-                )
+                script, path = request_case(work, bodies, model, encoding)
                 order = ("other", "this") if round_ % 2 == 0 else ("this", "other")
                 for name in order:
                     url = f"http://127.0.0.1:{ports[name]}{path}"
