@@ -216,12 +216,26 @@ def background(x: np.ndarray) -> tuple[np.ndarray, float]:
     return patch, noise * 1.4826 / SQRT3
 
 
+def _sum3(x: np.ndarray, axis: int) -> np.ndarray:
+    """Each value plus its neighbours along ``axis`` (-1 or -2), the edge values
+    repeated beyond the ends: (x[i] + x[i-1]) + x[i+1], as a graph's Pad(edge) and
+    Slices give it."""
+    if x.shape[axis] < 2:
+        return x * F32(3)
+    out = np.empty_like(x)
+    a, o = np.swapaxes(x, axis, -1), np.swapaxes(out, axis, -1)  # views: sum along -1
+    np.add(a[..., 1:-1], a[..., :-2], out=o[..., 1:-1])
+    o[..., 1:-1] += a[..., 2:]
+    o[..., :1] = (a[..., :1] + a[..., :1]) + a[..., 1:2]
+    o[..., -1:] = (a[..., -1:] + a[..., -2:-1]) + a[..., -1:]
+    return out
+
+
 def _box3(x: np.ndarray) -> np.ndarray:
     """3x3 mean over the last two axes, edges repeated."""
-    p = np.concatenate([x[..., :1, :], x, x[..., -1:, :]], axis=-2)
-    rows = (p[..., 1:-1, :] + p[..., :-2, :]) + p[..., 2:, :]
-    p = np.concatenate([rows[..., :1], rows, rows[..., -1:]], axis=-1)
-    return np.asarray(((p[..., 1:-1] + p[..., :-2]) + p[..., 2:]) * F32(1 / 9), dtype=F32)
+    total = _sum3(_sum3(x, -2), -1)
+    total *= F32(1 / 9)
+    return total
 
 
 Box = tuple[int, int, int, int]  # top, bottom, left, right (bottom and right exclusive)
@@ -254,12 +268,18 @@ def garment(x: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
 def _tilt_by_edges(levels: np.ndarray) -> float:
     """The dominant edge orientation folded to a quarter turn: a quarter of the angle of
     the sum of (gx + i gy)^4 / |g|^2 (Sobel gradients, zero beyond the edges)."""
-    p = np.pad(levels, 1)
-    gx = (p[:-2, 2:] + 2 * p[1:-1, 2:] + p[2:, 2:]) - (p[:-2, :-2] + 2 * p[1:-1, :-2] + p[2:, :-2])
-    gy = (p[2:, :-2] + 2 * p[2:, 1:-1] + p[2:, 2:]) - (p[:-2, :-2] + 2 * p[:-2, 1:-1] + p[:-2, 2:])
+    height, width = levels.shape
+    p = np.zeros((height + 2, width + 2), F32)
+    p[1:-1, 1:-1] = levels
+    # separable: each column smoothed down (1, 2, 1) then differenced across, and each
+    # row smoothed across then differenced down, the same sums as the 3x3 kernels
+    down = (p[:-2] + 2 * p[1:-1]) + p[2:]
+    gx = down[:, 2:] - down[:, :-2]
+    across = (p[:, :-2] + 2 * p[:, 1:-1]) + p[:, 2:]
+    gy = across[2:] - across[:-2]
     gx2, gy2 = gx * gx, gy * gy
     mag2 = gx2 + gy2
-    inv = np.where(mag2 > 0, 1 / np.where(mag2 > 0, mag2, 1), 0).astype(F32)
+    inv = np.divide(F32(1), mag2, out=np.zeros_like(mag2), where=mag2 > 0)
     real = ((gx2 * gx2 + gy2 * gy2) - 6 * (gx2 * gy2)) * inv
     imag = 4 * ((gx * gy) * (gx2 - gy2)) * inv
     return math.degrees(math.atan2(float(imag.sum()), float(real.sum()))) / 4
