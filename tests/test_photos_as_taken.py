@@ -15,7 +15,15 @@ from PIL import Image, ImageOps
 from fashion_onnx.infer import Classifier
 from fashion_onnx.infer.decode import decode_chunk
 from fashion_onnx.infer.images import load_image, upright
-from fashion_onnx.infer.photo import WORK_SIDE, garment, prepare_photo, tilt, working_copy
+from fashion_onnx.infer.photo import (
+    WORK_SIDE,
+    _box3,
+    _tilt_by_edges,
+    garment,
+    prepare_photo,
+    tilt,
+    working_copy,
+)
 from fashion_onnx.infer.prepare import Preparation
 from fashion_onnx.photosets import ORIENTATIONS, STORED_TURN, shot_as_taken
 
@@ -233,3 +241,36 @@ def test_stored_turns_are_inverses_of_the_viewers() -> None:
         picture.transpose(stored).save(buffer, format="PNG", exif=exif.tobytes())
         shown = ImageOps.exif_transpose(Image.open(buffer))
         np.testing.assert_array_equal(np.asarray(shown), np.asarray(picture))
+
+
+@pytest.mark.parametrize("shape", [(3, 37, 52), (41, 1), (1, 1), (2, 3), (3, 1, 5), (5, 2)])
+def test_the_3x3_mean_is_the_edge_padded_one(shape) -> None:
+    """photo._box3 sums in place; the graph pads the edges and adds slices: the same sums
+    in the same order, so the same float32 bits, strips and single pixels included."""
+    x = (np.random.default_rng(7).random(shape) * 255).astype(np.float32)
+    pad = [(0, 0)] * (x.ndim - 2) + [(1, 1), (1, 1)]
+    p = np.pad(x, pad, mode="edge")
+    rows = (p[..., 1:-1, :] + p[..., :-2, :]) + p[..., 2:, :]
+    expected = ((rows[..., 1:-1] + rows[..., :-2]) + rows[..., 2:]) * np.float32(1 / 9)
+    np.testing.assert_array_equal(_box3(x), expected)
+
+
+def test_the_edge_angle_is_the_3x3_sobel_ones() -> None:
+    """The separable gradients give the tilt the full 3x3 Sobel kernels give."""
+    levels = np.zeros((40, 30), np.float32)
+    levels[8:30, 6:22] = 1
+    turned = np.asarray(
+        Image.fromarray((levels * 255).astype(np.uint8)).rotate(7, resample=Image.BILINEAR),
+        np.float32,
+    ) / np.float32(255)
+    p = np.pad(turned, 1)
+    gx = (p[:-2, 2:] + 2 * p[1:-1, 2:] + p[2:, 2:]) - (p[:-2, :-2] + 2 * p[1:-1, :-2] + p[2:, :-2])
+    gy = (p[2:, :-2] + 2 * p[2:, 1:-1] + p[2:, 2:]) - (p[:-2, :-2] + 2 * p[:-2, 1:-1] + p[:-2, 2:])
+    gx2, gy2 = gx * gx, gy * gy
+    mag2 = gx2 + gy2
+    inv = np.where(mag2 > 0, 1 / np.where(mag2 > 0, mag2, 1), 0).astype(np.float32)
+    real = float((((gx2 * gx2 + gy2 * gy2) - 6 * (gx2 * gy2)) * inv).sum())
+    imag = float((4 * ((gx * gy) * (gx2 - gy2)) * inv).sum())
+    expected = np.degrees(np.arctan2(imag, real)) / 4
+    assert abs(expected) > 3  # the picture is tilted: the check is not of a zero
+    assert _tilt_by_edges(turned) == pytest.approx(expected, abs=1e-4)
