@@ -255,7 +255,14 @@ def main() -> None:
 
 
 def report_failures(failures: list[Failure]) -> None:
-    typer.echo("".join(f"{f.path}: {f.reason}\n" for f in failures), err=True, nl=False)
+    """A line per failed input on stderr, every byte of it even when Ctrl-C comes while
+    the lines wait on a full pipe (``write_whole``: Python's buffered stderr cut the last
+    line short there, and lost the rest)."""
+    if not failures:
+        return
+    from fashion_onnx.infer.output import write_whole
+
+    write_whole(sys.stderr, "".join(f"{f.path}: {f.reason}\n" for f in failures))
 
 
 def run(paths: list[str], output: str | None, options: JobOptions, *, progress: bool) -> int:
