@@ -82,6 +82,7 @@ js: examples/node/node_modules/.installed web/node_modules/.installed
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests bench scripts
+	$(VENV)/bin/ruff format --check src tests bench scripts
 	$(VENV)/bin/mypy
 
 # Every test once, each in the leanest environment that runs it: the torch-free tests in

@@ -158,8 +158,10 @@ def main() -> None:
         one = png_folder(test_u8[:1], f"{prefix}one")
         results["end_to_end"] = end_to_end.run(folder, one, CHECKPOINT, count, args.quick)
     if "cores" in args.only:
-        print("cores: 100k PNGs vs decode-only, main/worker CPU at 200k, workers, arrays ...",
-              flush=True)
+        print(
+            "cores: 100k PNGs vs decode-only, main/worker CPU at 200k, workers, arrays ...",
+            flush=True,
+        )
         results["cores"] = cores.run(folder, test_u8, args.quick)
     if "cold_start" in args.only:
         print("cold start: one image, whole processes ...", flush=True)

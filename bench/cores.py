@@ -150,8 +150,9 @@ def run(pngs: Path, images: np.ndarray, quick: bool) -> dict:
     two_hundred = tree(pngs, huge, f"{'quick-' if quick else ''}tree-{huge // 1000}k")
     out = WORK / "cores.csv"
     decode_only = [PYTHON, "-m", "bench.decode_only", str(hundred)]
-    ours, loop = median_processes([infer([str(hundred)], out, "--format", "csv"), decode_only],
-                                  repeats)
+    ours, loop = median_processes(
+        [infer([str(hundred)], out, "--format", "csv"), decode_only], repeats
+    )
     scaling = {}
     for workers in (1, 2):
         (one,) = median_processes(
@@ -160,8 +161,7 @@ def run(pngs: Path, images: np.ndarray, quick: bool) -> dict:
             warmup=0,
         )
         scaling[workers] = big / one.seconds
-    splits = [cpu_split(infer([str(two_hundred)], out, "--format", "csv"))
-              for _ in range(repeats)]
+    splits = [cpu_split(infer([str(two_hundred)], out, "--format", "csv")) for _ in range(repeats)]
     split = sorted(splits, key=lambda s: s["main_cpu_seconds"])[len(splits) // 2]
     main_us = 1e6 * split["main_cpu_seconds"] / huge
     workers_us = 1e6 * split["workers_cpu_seconds"] / huge

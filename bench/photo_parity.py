@@ -65,8 +65,14 @@ def photo_files(images: np.ndarray, count: int, name: str) -> list[Path]:
     return paths
 
 
-def _figures(prepared: np.ndarray, top1: np.ndarray, reference: np.ndarray,
-             labels: np.ndarray, jpeg: np.ndarray, truth: np.ndarray) -> dict:
+def _figures(
+    prepared: np.ndarray,
+    top1: np.ndarray,
+    reference: np.ndarray,
+    labels: np.ndarray,
+    jpeg: np.ndarray,
+    truth: np.ndarray,
+) -> dict:
     pixels = np.abs(prepared.astype(int) - reference.astype(int)).reshape(len(top1), -1)
     worst = pixels.max(axis=1)
     return {
@@ -103,8 +109,14 @@ def chromium(model: str, paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
         with sync_playwright() as p:
             browser = p.chromium.launch(
                 executable_path=str(CHROMIUM),
-                args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",
-                      "--disable-background-networking", "--disable-component-update"],
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--no-first-run",
+                    "--disable-sync",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                ],
             )
             page = browser.new_page()
             page.goto(url)
@@ -161,29 +173,42 @@ def run(images: np.ndarray, labels: np.ndarray, quick: bool) -> dict:
         seconds = time.perf_counter() - started
         rows = {
             "onnxruntime (Python)": (
-                np.stack([r[1] for r in ran]), np.array([r[0].argmax() for r in ran])
+                np.stack([r[1] for r in ran]),
+                np.array([r[0].argmax() for r in ran]),
             )
         }
-        node = json.loads(subprocess.run(
-            ["node", str(NODE), model, "--show-input", *map(str, paths)],
-            capture_output=True, text=True, check=True,
-        ).stdout)
+        node = json.loads(
+            subprocess.run(
+                ["node", str(NODE), model, "--show-input", *map(str, paths)],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
         rows["onnxruntime-node"] = (
             np.array([r["pixels"] for r in node], np.uint8).reshape(-1, 28, 28),
             np.array([r["label"] for r in node]),
         )
         rows["onnxruntime-web (Chromium)"] = chromium(model, paths)
-        entry = {"fashion_infer_accuracy": float((fashion_infer == truth).mean()),
-                 "onnxruntime_seconds_per_photo": seconds / len(paths)}
+        entry = {
+            "fashion_infer_accuracy": float((fashion_infer == truth).mean()),
+            "onnxruntime_seconds_per_photo": seconds / len(paths),
+        }
         for runtime, (prepared, top1) in rows.items():
             entry[runtime] = _figures(prepared, top1, ours, fashion_infer, jpeg, truth)
         sample = list(range(0, len(paths), max(1, len(paths) // (3 if quick else 12))))
         reference = ReferenceEvaluator(onnx.load(str(path)))
-        ref = [reference.run(["calibrated_probabilities", "prepared"], {"image": rgb[i]})
-               for i in sample]
+        ref = [
+            reference.run(["calibrated_probabilities", "prepared"], {"image": rgb[i]})
+            for i in sample
+        ]
         entry["onnx.reference"] = _figures(
-            np.stack([r[1] for r in ref]), np.array([r[0].argmax() for r in ref]), ours[sample],
-            fashion_infer[sample], jpeg[sample], truth[sample],
+            np.stack([r[1] for r in ref]),
+            np.array([r[0].argmax() for r in ref]),
+            ours[sample],
+            fashion_infer[sample],
+            jpeg[sample],
+            truth[sample],
         )
         results["runtimes"][model] = entry
     return results

@@ -68,8 +68,16 @@ def baseline_app() -> Any:
         (probs,) = sessions[request.path_params["model"]].run(["probabilities"], {"input": x})
         blob = probs.tobytes()
         answer = json.dumps(
-            {"outputs": [{"name": "probabilities", "datatype": "FP32", "shape": list(probs.shape),
-                          "parameters": {"binary_data_size": len(blob)}}]}
+            {
+                "outputs": [
+                    {
+                        "name": "probabilities",
+                        "datatype": "FP32",
+                        "shape": list(probs.shape),
+                        "parameters": {"binary_data_size": len(blob)},
+                    }
+                ]
+            }
         ).encode()
         return Response(
             answer + blob,
@@ -122,20 +130,32 @@ def _bodies(image: np.ndarray) -> dict[str, tuple[bytes, dict[str, str]]]:
     png = buffer.getvalue()
     multipart = (
         f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n'
-        "Content-Type: image/png\r\n\r\n".encode() + png + f"\r\n--{BOUNDARY}--\r\n".encode()
+        "Content-Type: image/png\r\n\r\n".encode()
+        + png
+        + f"\r\n--{BOUNDARY}--\r\n".encode()
     )
     x = (image.astype(np.float32) / np.float32(255)).tobytes()
     header = json.dumps(
-        {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 1, 28, 28],
-                     "parameters": {"binary_data_size": len(x)}}],
-         "outputs": [{"name": "probabilities", "parameters": {"binary_data": True}}]}
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "datatype": "FP32",
+                    "shape": [1, 1, 28, 28],
+                    "parameters": {"binary_data_size": len(x)},
+                }
+            ],
+            "outputs": [{"name": "probabilities", "parameters": {"binary_data": True}}],
+        }
     ).encode()
     return {
         "multipart": (multipart, {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}),
         "binary": (
             header + x,
-            {"Content-Type": "application/octet-stream",
-             "Inference-Header-Content-Length": str(len(header))},
+            {
+                "Content-Type": "application/octet-stream",
+                "Inference-Header-Content-Length": str(len(header)),
+            },
         ),
     }
 
@@ -143,7 +163,7 @@ def _bodies(image: np.ndarray) -> dict[str, tuple[bytes, dict[str, str]]]:
 def _lua(body_file: Path, headers: dict[str, str]) -> Path:
     lines = [
         f'local f = assert(io.open("{body_file}", "rb"))',
-        "wrk.body = f:read(\"*a\")",
+        'wrk.body = f:read("*a")',
         "f:close()",
         'wrk.method = "POST"',
         *(f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()),
@@ -229,9 +249,22 @@ def run(image: np.ndarray, seconds: int = DURATION_S) -> dict[str, Any]:
             **quiet,  # type: ignore[arg-type]
         ),
         "baseline": subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "bench.serve:baseline_app",
-             "--port", str(ports["baseline"]), "--log-level", "warning", "--no-access-log",
-             "--loop", "uvloop", "--http", "httptools"],
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "bench.serve:baseline_app",
+                "--port",
+                str(ports["baseline"]),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+            ],
             env=env,
             cwd=ROOT,
             **quiet,  # type: ignore[arg-type]

@@ -77,13 +77,18 @@ def test_the_driver_killed_then_resumed_writes_the_same_csv(images: Path, ray_en
     assert expected.returncode == 1, expected.stderr
     args = (*inputs, "-o", "out.csv", "--model", "cnn")
     process = subprocess.Popen(
-        command(*args), cwd=images, env=ray_env, stdout=subprocess.DEVNULL,
+        command(*args),
+        cwd=images,
+        env=ray_env,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     journal = images / "out.csv.partial" / "journal"
     wait_for(
-        lambda: (images / "out.csv").exists()
-        or (journal.exists() and len(journal.read_bytes().splitlines()) >= 2)
+        lambda: (
+            (images / "out.csv").exists()
+            or (journal.exists() and len(journal.read_bytes().splitlines()) >= 2)
+        )
     )
     assert not (images / "out.csv").exists(), "the run ended before the kill: give it more"
     process.send_signal(signal.SIGKILL)
@@ -105,7 +110,10 @@ def test_a_parquet_job_killed_then_resumed_has_every_path_once(images: Path, ray
     out = images / "parquet-out"
     args = ("imgs", "--format", "parquet", "-o", str(out), "--model", "cnn")
     process = subprocess.Popen(
-        command(*args), cwd=images, env=ray_env, stdout=subprocess.DEVNULL,
+        command(*args),
+        cwd=images,
+        env=ray_env,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     wait_for(lambda: out.is_dir() and any(out.glob("part-*.parquet")))
@@ -122,8 +130,9 @@ def test_a_parquet_job_killed_then_resumed_has_every_path_once(images: Path, ray
     finished = run(images, ray_env, *args, "--resume")
     assert finished.returncode == 1, finished.stderr
     assert f"{IMAGES} image(s) classified, 1 failed" in finished.stderr
-    assert {p.name: p.stat().st_mtime_ns for p in out.glob("part-*.parquet")
-            if p.name in before} == before, "the finished parts were not written again"
+    assert {
+        p.name: p.stat().st_mtime_ns for p in out.glob("part-*.parquet") if p.name in before
+    } == before, "the finished parts were not written again"
     table = pq.read_table(out)
     paths = table.column("path").to_pylist()
     every = {f"imgs/{i:05d}.png" for i in range(IMAGES)} | {"imgs/empty.png"}

@@ -251,9 +251,7 @@ def _npz(path: str, base: int, size: int, floats_only: bool) -> Iterator[ArrayCh
 
 def _image_members(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
     return [
-        m
-        for m in archive.infolist()
-        if m.filename.endswith(".npy") and m.filename != LABELS_MEMBER
+        m for m in archive.infolist() if m.filename.endswith(".npy") and m.filename != LABELS_MEMBER
     ]
 
 

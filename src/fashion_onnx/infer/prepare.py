@@ -29,6 +29,8 @@ Invert = Literal["auto", "always", "never"]
 Fit = Literal["trim", "full"]
 INVERT_CHOICES: tuple[str, ...] = ("auto", "always", "never")
 FIT_CHOICES: tuple[str, ...] = ("trim", "full")
+
+
 def light_borders(stack: np.ndarray) -> np.ndarray:
     """(n, h, w) images, h and w >= 3 -> (n,) bool: is the 1-pixel border brighter than
     mid-grey? That is a product photo (dark garment on light), not FashionMNIST."""
