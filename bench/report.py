@@ -290,7 +290,13 @@ def photo_table(r: dict) -> str:
             f"{speed['images_per_s']['decode_only']:,.0f} img/s: "
             f"**{speed['vs_decode_only']:.2f}x** (target >= 1.0x). The EXIF check on a file "
             f"without the tag: {e['with_check_us']:.0f} us a JPEG with it, "
-            f"{e['without_check_us']:.0f} us without ({e['ratio']:.3f}x).\n"
+            f"{e['without_check_us']:.0f} us without ({e['ratio']:.3f}x)"
+            + (
+                f"; the check alone {e['check_alone_us']:.2f} us a file"
+                if "check_alone_us" in e
+                else ""
+            )
+            + ".\n"
         )
         c = speed.get("one_core")
         if c:
