@@ -18,6 +18,10 @@ import pytest
 pytestmark = pytest.mark.slow
 LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # Ray advertises and listens on 127.0.0.1
 os.environ.update(LOOPBACK)  # read when ray is imported: before the import below
+# The cluster's nodes inherit this environment. Ray Serve gives its HTTP proxy 5 s to say
+# it is ready, three times, then kills it, and the deploy fails ("The actor died
+# unexpectedly"): in CI, beside the other tests on 2 CPUs, the proxy's start took longer.
+os.environ.setdefault("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "60")
 ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
 pytest.importorskip("ray.serve", reason="ray[serve] is not installed")
 httpclient = pytest.importorskip("tritonclient.http", reason="tritonclient[http] is not installed")
