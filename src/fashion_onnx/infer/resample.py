@@ -35,7 +35,7 @@ def cubic(x: np.ndarray) -> np.ndarray:
     return np.where(x < 1, near, np.where(x < 2, far, F32(0))).astype(F32)
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=128)  # a few MB: 28 x a few hundred float32 weights each
 def resize_weights(size_in: int, size_out: int) -> np.ndarray:
     """(size_out, size_in) weights of an antialiased bicubic resize: output pixel i is
     centred at (i + 0.5) * scale of the input; when shrinking, the kernel is stretched by
